@@ -1,0 +1,143 @@
+"""Every error caiclient raises, in one tree.
+
+::
+
+    CaiError
+    ├── ValidationError        bad arguments; raised before any I/O (also a ValueError)
+    ├── AuthError              the token is missing, invalid or expired
+    │   └── LoginRequired      a guest account hit a limit that needs a real login
+    ├── BlockedError           Cloudflare or another proxy refused us (HTML body, cf-* headers)
+    ├── NotFound               the server has no such thing (or it is not yours)
+    │   ├── CharacterNotFound
+    │   ├── ChatNotFound
+    │   ├── TurnNotFound
+    │   └── UserNotFound
+    ├── RateLimited            too many requests; ``retry_after`` seconds, if the server said
+    ├── Filtered               the input filter refused the message (``comment``, ``sub_code``)
+    ├── ServerError            any other refusal the server reported (``status``, ``body``)
+    ├── ProtocolError          a response or frame we could not understand
+    └── TransportError         the connection failed
+        ├── Disconnected       the socket closed before the answer arrived (retryable)
+        └── Timeout            no answer within the deadline (also a TimeoutError)
+
+Messages never contain the token.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "BlockedError",
+    "CaiError",
+    "CharacterNotFound",
+    "ChatNotFound",
+    "Disconnected",
+    "Filtered",
+    "LoginRequired",
+    "NotFound",
+    "ProtocolError",
+    "RateLimited",
+    "ServerError",
+    "Timeout",
+    "TransportError",
+    "TurnNotFound",
+    "UserNotFound",
+    "ValidationError",
+]
+
+
+class CaiError(Exception):
+    """Base class of every error raised by caiclient."""
+
+
+class ValidationError(CaiError, ValueError):
+    """An argument is invalid; nothing was sent."""
+
+
+class AuthError(CaiError):
+    """The token is missing, invalid or expired."""
+
+
+class LoginRequired(AuthError):
+    """A guest token reached a limit; log in with a real account to go on."""
+
+
+class BlockedError(CaiError):
+    """The request was refused by Cloudflare (or another proxy), not by Character.AI.
+
+    This is never a verdict on the token: retry later, through another network or proxy,
+    or with another ``impersonate`` browser target.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, ray: str | None = None):
+        self.status = status
+        self.ray = ray
+        hint = (
+            " Hint: this is an anti-bot block, not a bad token; try again later, use a proxy, "
+            "or pass another impersonate= target."
+        )
+        super().__init__(message + hint)
+
+
+class NotFound(CaiError):
+    """The server has no such object, or it belongs to someone else."""
+
+
+class CharacterNotFound(NotFound):
+    """No character with that id."""
+
+
+class ChatNotFound(NotFound):
+    """No chat with that id for this account."""
+
+
+class TurnNotFound(NotFound):
+    """No turn with that id in the chat."""
+
+
+class UserNotFound(NotFound):
+    """No user with that username."""
+
+
+class RateLimited(CaiError):
+    """Too many requests; ``retry_after`` is the wait the server asked for, in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        self.retry_after = retry_after
+        if retry_after is not None:
+            message = f"{message} (retry after {retry_after:g} s)"
+        super().__init__(message)
+
+
+class Filtered(CaiError):
+    """The server's input filter refused the message; nothing was generated."""
+
+    def __init__(self, comment: str, *, sub_code: int | str | None = None):
+        self.comment = comment
+        self.sub_code = sub_code
+        super().__init__(comment if sub_code is None else f"{comment} (sub_code {sub_code})")
+
+
+class ServerError(CaiError):
+    """The server refused or failed the request; ``status`` is the HTTP status or neo error code."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: str = ""):
+        self.status = status
+        self.body = body
+        super().__init__(message)
+
+
+class ProtocolError(CaiError):
+    """A response or frame did not have the shape we expect."""
+
+
+class TransportError(CaiError):
+    """The network connection failed."""
+
+
+class Disconnected(TransportError):
+    """The connection closed before the answer arrived; the call may be retried."""
+
+
+class Timeout(TransportError, TimeoutError):
+    """No answer arrived within the deadline."""

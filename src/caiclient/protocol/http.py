@@ -1,0 +1,235 @@
+"""REST requests as plain descriptions, and responses parsed into models or errors. No I/O."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+
+from ..endpoints import Endpoints
+from ..errors import (
+    AuthError,
+    BlockedError,
+    CaiError,
+    NotFound,
+    ProtocolError,
+    RateLimited,
+    ServerError,
+)
+from ..models import Chat, Turn, User
+from .neo import error_from_neo
+
+__all__ = [
+    "Request",
+    "Response",
+    "error_for",
+    "me",
+    "parse_chats",
+    "parse_turns_page",
+    "parse_user",
+    "recent_chats",
+    "retry_after_seconds",
+    "turns_page",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What to send: the transport turns it into bytes on the wire."""
+
+    method: str
+    url: str
+    params: Mapping[str, str] | None = None
+    json: Any = None
+    # Safe to send twice (GET and friends); the retry policy reads this.
+    idempotent: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What came back. ``headers`` keys are lower-case."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+# --- builders --------------------------------------------------------------------------------
+
+
+def me(endpoints: Endpoints) -> Request:
+    return Request("GET", f"{endpoints.plus}/chat/user/")
+
+
+def turns_page(endpoints: Endpoints, chat_id: str, next_token: str | None = None) -> Request:
+    params = {"next_token": next_token} if next_token else None
+    return Request("GET", f"{endpoints.neo}/turns/{chat_id}/", params=params)
+
+
+def recent_chats(endpoints: Endpoints, character_id: str | None = None) -> Request:
+    suffix = character_id if character_id else ""
+    return Request("GET", f"{endpoints.neo}/chats/recent/{suffix}")
+
+
+# --- parsers ---------------------------------------------------------------------------------
+
+
+class _Account(msgspec.Struct, kw_only=True):
+    name: str | None = None
+    avatar_file_name: str | None = None
+
+
+class _InnerUser(msgspec.Struct, kw_only=True):
+    id: int | str
+    username: str
+    account: _Account | None = None
+    is_staff: bool = False
+
+
+class _OuterUser(msgspec.Struct, kw_only=True):
+    user: _InnerUser
+    name: str | None = None
+    email: str | None = None
+    bio: str | None = None
+
+
+class _UserBody(msgspec.Struct):
+    user: _OuterUser
+
+
+class _Meta(msgspec.Struct):
+    next_token: str | None = None
+
+
+class _TurnsBody(msgspec.Struct):
+    turns: list[Turn] = msgspec.field(default_factory=list)
+    meta: _Meta = msgspec.field(default_factory=_Meta)
+
+
+class _ChatsBody(msgspec.Struct):
+    chats: list[Chat] | None = None
+
+
+def _decode(body: bytes, type_: type[T], what: str) -> T:
+    try:
+        return msgspec.json.decode(body, type=type_)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"unexpected {what} response: {exc}") from None
+
+
+def parse_user(body: bytes) -> User:
+    """``GET /chat/user/`` → :class:`User` (the integer id becomes a digit string)."""
+    outer = _decode(body, _UserBody, "/chat/user/").user
+    inner = outer.user
+    account = inner.account or _Account()
+    return User(
+        id=str(inner.id),
+        username=inner.username,
+        name=account.name or outer.name or inner.username,
+        avatar_file_name=account.avatar_file_name,
+        bio=outer.bio,
+        email=outer.email,
+        is_staff=inner.is_staff,
+    )
+
+
+def parse_turns_page(body: bytes) -> tuple[list[Turn], str | None]:
+    """One page of ``GET /turns/{chat_id}/``: turns newest first, and the next page's token."""
+    page = _decode(body, _TurnsBody, "/turns/")
+    return page.turns, page.meta.next_token or None
+
+
+def parse_chats(body: bytes) -> list[Chat]:
+    """``{"chats": [...]}``; a missing or null list means no chats (PROTOCOL.md §7.3)."""
+    return _decode(body, _ChatsBody, "/chats/").chats or []
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+class _NeoErrorBody(msgspec.Struct, kw_only=True):
+    command: str = ""
+    comment: str = ""
+    error_code: int | None = None
+    sub_code: int | str | None = None
+    retry_after_seconds: float | None = None
+    detail: str | None = None
+    error: str | None = None
+
+
+def retry_after_seconds(value: str | None, *, now: float) -> float | None:
+    """Parse a ``Retry-After`` header: delta seconds or an HTTP date (relative to ``now``)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass  # Not a number: try the HTTP-date form below.
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _looks_blocked(response: Response) -> bool:
+    headers = response.headers
+    if "cf-mitigated" in headers:
+        return True
+    content_type = headers.get("content-type", "")
+    head = response.body[:512].lstrip().lower()
+    is_html = "text/html" in content_type or head.startswith((b"<!doctype", b"<html"))
+    return is_html and response.status in (403, 429, 503)
+
+
+def error_for(
+    response: Response, *, not_found: type[NotFound] = NotFound, now: float | None = None
+) -> CaiError | None:
+    """The error a response stands for, or None when it is a success.
+
+    Cloudflare pages (HTML, ``cf-mitigated``) are :class:`BlockedError`, never a token
+    problem; a JSON 401 is :class:`AuthError`; neo error bodies are classified like the
+    WebSocket's ``neo_error`` frames.
+    """
+    status = response.status
+    if 200 <= status < 300:
+        return None
+    if _looks_blocked(response):
+        return BlockedError(
+            f"HTTP {status} from an anti-bot page",
+            status=status,
+            ray=response.headers.get("cf-ray"),
+        )
+    try:
+        body = msgspec.json.decode(response.body, type=_NeoErrorBody)
+    except msgspec.DecodeError:
+        body = _NeoErrorBody(comment=response.body[:200].decode("utf-8", "replace").strip())
+    text = body.comment or body.detail or body.error or ""
+    if status == 401:
+        return AuthError(f"the token was refused (HTTP 401): {text or 'Unauthorized'}")
+    if status == 403:
+        return AuthError(f"access denied (HTTP 403): {text}")
+    if status == 429:
+        header = response.headers.get("retry-after")
+        wait = retry_after_seconds(header, now=time.time() if now is None else now)
+        return RateLimited("rate limited (HTTP 429)", retry_after=wait)
+    if body.command == "neo_error":
+        error = error_from_neo(
+            body.comment,
+            error_code=body.error_code or status,
+            sub_code=body.sub_code,
+            retry_after=body.retry_after_seconds,
+        )
+        if isinstance(error, NotFound) and not isinstance(error, not_found):
+            return not_found(body.comment)
+        return error
+    if status == 404:
+        return not_found(text or "not found")
+    return ServerError(f"HTTP {status}: {text}".rstrip(": "), status=status, body=text)

@@ -1,0 +1,305 @@
+"""Chat V2 WebSocket protocol: request envelopes out, typed events in. No I/O.
+
+Client frames are ``{"command", "request_id", "origin_id", "payload"}``; server frames are
+``{"command", "request_id", ...event fields...}`` (PROTOCOL.md §8.2–8.3).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from ..errors import (
+    CaiError,
+    CharacterNotFound,
+    ChatNotFound,
+    Filtered,
+    ProtocolError,
+    RateLimited,
+    ServerError,
+    TurnNotFound,
+)
+from ..models import Chat, Turn
+
+__all__ = [
+    "AddTurn",
+    "ChatCreated",
+    "ErrorFrame",
+    "Event",
+    "FilterFrame",
+    "Keepalive",
+    "Malformed",
+    "Ok",
+    "SelfHarmFrame",
+    "TurnsRemoved",
+    "UnknownFrame",
+    "UpdateTurn",
+    "create_and_generate_turn",
+    "create_chat",
+    "error_from_frame",
+    "error_from_malformed",
+    "error_from_neo",
+    "parse_frame",
+]
+
+log = logging.getLogger("caiclient.neo")
+
+ORIGIN_ID = "web-next"
+KEEPALIVE = b"{}"
+
+
+# --- events (server -> client) ---------------------------------------------------------------
+
+
+class _Tagged(msgspec.Struct, frozen=True, kw_only=True, tag_field="command"):
+    request_id: str | None = None
+
+
+class AddTurn(_Tagged, frozen=True, tag="add_turn"):
+    """A new turn: the echo of the user's message, or the first chunk of a reply."""
+
+    turn: Turn
+
+
+class UpdateTurn(_Tagged, frozen=True, tag="update_turn"):
+    """A newer state of a turn: a cumulative streaming chunk, an edit or a pin."""
+
+    turn: Turn
+
+
+class ChatCreated(_Tagged, frozen=True, tag="create_chat_response"):
+    chat: Chat
+
+
+class Ok(_Tagged, frozen=True, tag="ok"):
+    """Acknowledges ``update_primary_candidate``."""
+
+
+class TurnsRemoved(_Tagged, frozen=True, tag="remove_turns_response"):
+    pass
+
+
+class ErrorFrame(_Tagged, frozen=True, tag="neo_error"):
+    """The server refused the request (PROTOCOL.md §8.6)."""
+
+    comment: str = ""
+    error_code: int | None = None
+    sub_code: int | str | None = None
+    retry_after_seconds: float | None = None
+
+
+class FilterFrame(_Tagged, frozen=True, tag="filter_user_input"):
+    """The input filter refused the message (older form of a filtered ``neo_error``)."""
+
+    comment: str = ""
+
+
+class SelfHarmFrame(FilterFrame, frozen=True, tag="filter_user_input_self_harm"):
+    """The self-harm filter refused the message (PROTOCOL.md §8.5)."""
+
+
+class Keepalive(msgspec.Struct, frozen=True):
+    """A bare ``{}``; the client answers with ``{}``."""
+
+    request_id: None = None
+
+
+class UnknownFrame(msgspec.Struct, frozen=True, kw_only=True):
+    """A well-formed frame with a command this library does not know; logged and dropped."""
+
+    command: str
+    request_id: str | None = None
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Malformed(msgspec.Struct, frozen=True, kw_only=True):
+    """A frame that is not valid JSON or whose known command has the wrong shape."""
+
+    reason: str
+    request_id: str | None = None
+    command: str | None = None
+
+
+Event = (
+    AddTurn
+    | UpdateTurn
+    | ChatCreated
+    | Ok
+    | TurnsRemoved
+    | ErrorFrame
+    | FilterFrame
+    | Keepalive
+    | UnknownFrame
+    | Malformed
+)
+
+_KnownEvent = (
+    AddTurn
+    | UpdateTurn
+    | ChatCreated
+    | Ok
+    | TurnsRemoved
+    | ErrorFrame
+    | FilterFrame
+    | SelfHarmFrame
+)
+_decode_known: Callable[[str | bytes], _KnownEvent] = msgspec.json.Decoder(_KnownEvent).decode
+_decode_any = msgspec.json.Decoder().decode
+
+
+def parse_frame(data: str | bytes) -> Event:
+    """Turn one received text frame into a typed event. Never raises.
+
+    Frames of unknown commands become :class:`UnknownFrame`; frames that are not JSON objects,
+    or known commands with the wrong shape, become :class:`Malformed` (keeping the
+    ``request_id`` when one can be read, so the waiting caller can be told).
+    """
+    try:
+        return _decode_known(data)
+    except msgspec.DecodeError:
+        pass  # Not one of the known shapes; look closer below.
+    try:
+        obj = _decode_any(data)
+    except msgspec.DecodeError as exc:
+        return Malformed(reason=f"not JSON: {exc}")
+    if not isinstance(obj, dict):
+        return Malformed(reason=f"expected a JSON object, got {type(obj).__name__}")
+    request_id = obj.get("request_id")
+    request_id = request_id if isinstance(request_id, str) else None
+    command = obj.get("command")
+    if not obj or (command is None and set(obj) <= {"request_id"}):
+        return Keepalive()
+    if not isinstance(command, str):
+        return Malformed(reason="frame has no command", request_id=request_id)
+    if command in _KNOWN_COMMANDS:
+        try:
+            _decode_known(data)
+        except msgspec.ValidationError as exc:
+            return Malformed(reason=str(exc), request_id=request_id, command=command)
+    return UnknownFrame(command=command, request_id=request_id, data=obj)
+
+
+_KNOWN_COMMANDS = frozenset(
+    {
+        "add_turn",
+        "update_turn",
+        "create_chat_response",
+        "ok",
+        "remove_turns_response",
+        "neo_error",
+        "filter_user_input",
+        "filter_user_input_self_harm",
+    }
+)
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def error_from_frame(frame: ErrorFrame | FilterFrame) -> CaiError:
+    """Map a ``neo_error`` (or filter) frame to the matching :mod:`caiclient.errors` class."""
+    if isinstance(frame, FilterFrame):
+        default = "self-harm filter" if isinstance(frame, SelfHarmFrame) else "input filter"
+        return Filtered(frame.comment or f"message refused by the {default}")
+    return error_from_neo(
+        frame.comment,
+        error_code=frame.error_code,
+        sub_code=frame.sub_code,
+        retry_after=frame.retry_after_seconds,
+    )
+
+
+def error_from_neo(
+    comment: str,
+    *,
+    error_code: int | None = None,
+    sub_code: int | str | None = None,
+    retry_after: float | None = None,
+) -> CaiError:
+    """Classify a neo error (WS frame or REST body) by its fields; see docs/protocol.md."""
+    text = comment.lower()
+    if retry_after is not None or error_code == 429 or "rate limit" in text:
+        return RateLimited(comment or "rate limited", retry_after=retry_after)
+    if sub_code is not None or "harm" in text or "filter" in text:
+        return Filtered(comment or "message filtered", sub_code=sub_code)
+    if "not found" in text or error_code == 404:
+        if "character" in text:
+            return CharacterNotFound(comment)
+        if "turn" in text:
+            return TurnNotFound(comment)
+        return ChatNotFound(comment or "chat not found")
+    return ServerError(comment or "neo_error", status=error_code, body=comment)
+
+
+def error_from_malformed(event: Malformed) -> ProtocolError:
+    what = f"{event.command!r} frame" if event.command else "frame"
+    return ProtocolError(f"malformed {what} from server: {event.reason}")
+
+
+# --- requests (client -> server) -------------------------------------------------------------
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _envelope(command: str, request_id: str, payload: dict[str, Any]) -> bytes:
+    return _encode(
+        {"command": command, "request_id": request_id, "origin_id": ORIGIN_ID, "payload": payload}
+    )
+
+
+def create_chat(
+    *, request_id: str, chat_id: str, character_id: str, creator_id: str, with_greeting: bool
+) -> bytes:
+    """Envelope of ``create_chat`` (PROTOCOL.md §8.5)."""
+    return _envelope(
+        "create_chat",
+        request_id,
+        {
+            "chat": {
+                "chat_id": chat_id,
+                "creator_id": creator_id,
+                "visibility": "VISIBILITY_PRIVATE",
+                "character_id": character_id,
+                "type": "TYPE_ONE_ON_ONE",
+            },
+            "with_greeting": with_greeting,
+        },
+    )
+
+
+def create_and_generate_turn(
+    *,
+    request_id: str,
+    chat_id: str,
+    character_id: str,
+    turn_id: str,
+    candidate_id: str,
+    author_id: str,
+    text: str,
+    user_name: str = "",
+) -> bytes:
+    """Envelope of ``create_and_generate_turn``: send ``text`` and generate the reply.
+
+    The turn and candidate ids are chosen by the client, which makes a re-send of the same
+    message recognisable ("create_and_generate_turn already exists").
+    """
+    return _envelope(
+        "create_and_generate_turn",
+        request_id,
+        {
+            "character_id": character_id,
+            "num_candidates": 1,
+            "tts_enabled": False,
+            "selected_language": "",
+            "user_name": user_name,
+            "turn": {
+                "turn_key": {"chat_id": chat_id, "turn_id": turn_id},
+                "author": {"author_id": author_id, "is_human": True, "name": user_name},
+                "candidates": [{"candidate_id": candidate_id, "raw_content": text}],
+                "primary_candidate_id": candidate_id,
+            },
+        },
+    )
