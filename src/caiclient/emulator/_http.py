@@ -1,0 +1,119 @@
+"""REST plumbing shared by every area: JSON responses, token auth, the error middleware."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from ._util import encode
+from .state import STATE
+from .store import User
+
+__all__ = [
+    "ApiError",
+    "authenticate",
+    "error_middleware",
+    "json_response",
+    "neo_error_body",
+    "read_json",
+]
+
+log = logging.getLogger("caiclient.emulator")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """Raised by handlers; the middleware turns it into a JSON response."""
+
+    def __init__(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, body)
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+
+def json_response(
+    body: object, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=encode(body), status=status, content_type="application/json", headers=headers
+    )
+
+
+def neo_error_body(comment: str, error_code: int) -> dict[str, Any]:
+    """The neo error object (PROTOCOL.md §2.4.1, §8.6) without a request id."""
+    return {
+        "command": "neo_error",
+        "comment": comment,
+        "error_code": error_code,
+        "sub_code": None,
+        "retry_after_seconds": None,
+    }
+
+
+def token_from_header(value: str | None) -> str | None:
+    """The token of an ``Authorization: Token <token>`` value, or None."""
+    if value is None:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() if scheme.lower() == "token" else None
+
+
+def authenticate(request: web.Request) -> User:
+    """The user owning the request's DRF token; raises ApiError(401) like DRF does."""
+    header = request.headers.get("Authorization")
+    challenge = {"WWW-Authenticate": "Token"}
+    if header is None:
+        detail = "Authentication credentials were not provided."
+        raise ApiError(401, {"detail": detail}, challenge)
+    token = token_from_header(header)
+    user = request.app[STATE].store.users_by_token.get(token or "")
+    if user is None:
+        raise ApiError(401, {"detail": "Invalid token."}, challenge)
+    return user
+
+
+async def read_json(request: web.Request) -> Any:
+    """The decoded JSON body; a malformed body raises msgspec.DecodeError (→ 400)."""
+    return msgspec.json.decode(await request.read())
+
+
+def _is_neo(request: web.Request) -> bool:
+    return request.path == "/neo" or request.path.startswith("/neo/")
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
+    if exc.status == 404:
+        body: object = (
+            neo_error_body("Not found", 404) if _is_neo(request) else {"detail": "Not found."}
+        )
+    elif exc.status == 405:
+        body = {"detail": f'Method "{request.method}" not allowed.'}
+    else:
+        body = {"detail": exc.reason}
+    return json_response(body, exc.status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every failure into a JSON error response; never let a traceback reach a client."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return json_response(exc.body, exc.status, exc.headers)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        detail = f"JSON parse error - {exc}"
+        body = neo_error_body(detail, 400) if _is_neo(request) else {"detail": detail}
+        return json_response(body, 400)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _http_error(request, exc)
+    except Exception:
+        log.exception("emulator handler failed: %s %s", request.method, request.path)
+        return json_response({"detail": "Internal server error."}, 500)

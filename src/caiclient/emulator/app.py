@@ -1,0 +1,183 @@
+"""The emulator server: one aiohttp app serving every live host under a path prefix.
+
+``https://neo.character.ai/chats/recent/`` ↔ ``http://127.0.0.1:PORT/neo/chats/recent/`` and
+likewise ``/plus``, ``/beta``, ``/web``, ``/identitytoolkit`` (DESIGN.md "Endpoints").
+Each area module exposes ``register(app)``; add new areas to :data:`AREAS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from types import TracebackType
+
+from aiohttp import WSCloseCode, web
+
+from . import neo_rest, neo_ws, plus_rest
+from ._http import error_middleware
+from .characters import SeedCharacter
+from .state import STATE, State
+from .store import Store
+
+__all__ = ["AREAS", "Emulator", "build_app", "serve"]
+
+AREAS: tuple[Callable[[web.Application], None], ...] = (
+    plus_rest.register,
+    neo_rest.register,
+    neo_ws.register,
+)
+
+
+def build_app(state: State) -> web.Application:
+    """The aiohttp application with every area's routes and the JSON error middleware."""
+    app = web.Application(middlewares=[error_middleware])
+    app[STATE] = state
+    for register in AREAS:
+        register(app)
+    app.on_shutdown.append(_close_sockets)
+    return app
+
+
+async def _close_sockets(app: web.Application) -> None:
+    for ws in list(app[STATE].sockets):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+def _check_chunks(chunks: int) -> int:
+    if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 2:
+        raise ValueError(f"chunks must be an integer >= 2, got {chunks!r}")
+    return chunks
+
+
+def _check_delay(delay: float) -> float:
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
+        raise ValueError(f"chunk_delay must be a number >= 0, got {delay!r}")
+    return float(delay)
+
+
+class Emulator:
+    """A local Character.AI backend on a real socket, seeded with one user and a cast.
+
+    Use as ``async with Emulator() as emu:`` or call :meth:`start` / :meth:`stop`.
+    ``chunk_delay`` (seconds between a generation's bot frames) and ``chunks`` (bot frames
+    per reply, >= 2) may be changed while it runs.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        chunk_delay: float = 0.0,
+        chunks: int = 5,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.store = Store()
+        self.state = State(
+            self.store, chunk_delay=_check_delay(chunk_delay), chunks=_check_chunks(chunks)
+        )
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+
+    # ---- knobs ----
+    @property
+    def chunk_delay(self) -> float:
+        return self.state.chunk_delay
+
+    @chunk_delay.setter
+    def chunk_delay(self, value: float) -> None:
+        self.state.chunk_delay = _check_delay(value)
+
+    @property
+    def chunks(self) -> int:
+        return self.state.chunks
+
+    @chunks.setter
+    def chunks(self, value: int) -> None:
+        self.state.chunks = _check_chunks(value)
+
+    # ---- seed data ----
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT`` of the server (no trailing slash); set once started."""
+        if self._url is None:
+            raise RuntimeError("emulator has not been started")
+        return self._url
+
+    @property
+    def token(self) -> str:
+        return self.store.seed_user.token
+
+    @property
+    def user_id(self) -> str:
+        return self.store.seed_user.id
+
+    @property
+    def username(self) -> str:
+        return self.store.seed_user.username
+
+    @property
+    def characters(self) -> list[SeedCharacter]:
+        return list(self.store.characters.values())
+
+    def character(self, name: str) -> SeedCharacter:
+        """The seed character called ``name``; raises KeyError if there is none."""
+        for character in self.store.characters.values():
+            if character.name == name:
+                return character
+        raise KeyError(name)
+
+    # ---- lifecycle ----
+    async def start(self) -> None:
+        """Bind and start serving; ``port=0`` picks a free port (see :attr:`url`)."""
+        if self._runner is not None:
+            raise RuntimeError("emulator already started")
+        runner = web.AppRunner(build_app(self.state), handle_signals=False, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self.port = int(runner.addresses[0][1])
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self._url = f"http://{host}:{self.port}"
+        self._runner = runner
+
+    async def stop(self) -> None:
+        """Close sockets, cancel running generations and release the port. Idempotent."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        try:
+            await runner.cleanup()
+        finally:
+            await self.state.cancel_tasks()
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+async def serve(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    chunk_delay: float = 0.05,
+    chunks: int = 5,
+    on_ready: Callable[[Emulator], None] | None = None,
+) -> None:
+    """Run an emulator until cancelled; ``on_ready`` is called once it is listening."""
+    async with Emulator(host, port, chunk_delay=chunk_delay, chunks=chunks) as emu:
+        if on_ready is not None:
+            on_ready(emu)
+        await asyncio.Event().wait()

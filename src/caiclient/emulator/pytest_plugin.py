@@ -1,0 +1,1 @@
+"""pytest fixtures for testing code against the emulator (filled in later)."""

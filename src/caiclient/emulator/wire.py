@@ -1,0 +1,136 @@
+"""Wire shapes the emulator emits (PROTOCOL.md §7.1, §7.2, §8.3) and the payloads it accepts.
+
+Outgoing Structs use ``omit_defaults`` only for keys that must be *absent* rather than null:
+``author.is_human`` on character turns and ``candidates[].is_final`` on non-final chunks
+(PROTOCOL.md §7.2, §8.4). Incoming payload Structs are lenient: every field is optional and
+unknown fields are ignored, so the minimal K1-style forms decode too (§8.5).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = [
+    "CHAT_INFO",
+    "GENERATION_MODE",
+    "Author",
+    "Candidate",
+    "Chat",
+    "ChatInfo",
+    "CreateChatPayload",
+    "CreateTurnPayload",
+    "GenerationMode",
+    "Turn",
+    "TurnEvent",
+    "TurnKey",
+    "WireCandidate",
+    "WireTurn",
+]
+
+
+class TurnKey(msgspec.Struct):
+    chat_id: str
+    turn_id: str
+
+
+class Author(msgspec.Struct, omit_defaults=True):
+    author_id: str
+    name: str
+    is_human: bool | None = None
+
+
+class Candidate(msgspec.Struct, omit_defaults=True):
+    candidate_id: str
+    create_time: str
+    raw_content: str
+    model_type: str | None = None
+    tti_image_rel_path: str | None = None
+    is_final: bool | None = None
+
+
+class Turn(msgspec.Struct, omit_defaults=True):
+    turn_key: TurnKey
+    create_time: str
+    last_update_time: str
+    state: str
+    author: Author
+    candidates: list[Candidate]
+    primary_candidate_id: str
+    is_pinned: bool = False
+
+    def primary_only(self) -> Turn:
+        """This turn with only its primary candidate (a shallow copy when it had more)."""
+        if len(self.candidates) == 1:
+            return self
+        primary = [c for c in self.candidates if c.candidate_id == self.primary_candidate_id]
+        return msgspec.structs.replace(self, candidates=primary or self.candidates[:1])
+
+
+class Chat(msgspec.Struct):
+    chat_id: str
+    create_time: str
+    creator_id: str
+    character_id: str
+    state: str
+    type: str
+    visibility: str
+    preferred_model_type: str
+
+
+class ChatInfo(msgspec.Struct):
+    type: str
+
+
+class GenerationMode(msgspec.Struct):
+    mode: str
+    remaining_quota_frac: float
+
+
+CHAT_INFO = ChatInfo(type="TYPE_ONE_ON_ONE")
+GENERATION_MODE = GenerationMode(mode="MODE_NORMAL", remaining_quota_frac=1.0)
+
+
+class TurnEvent(msgspec.Struct, omit_defaults=True):
+    """An ``add_turn`` / ``update_turn`` frame; ``request_id`` is always present (maybe null)."""
+
+    command: str
+    request_id: object
+    turn: Turn
+    chat_info: ChatInfo | None = None
+    generation_mode: GenerationMode | None = None
+
+
+# ---- incoming payloads (lenient) -------------------------------------------------------
+
+
+class WireTurnKey(msgspec.Struct):
+    chat_id: str = ""
+    turn_id: str | None = None
+
+
+class WireCandidate(msgspec.Struct):
+    candidate_id: str | None = None
+    raw_content: str = ""
+    tti_image_rel_path: str | None = None
+
+
+class WireTurn(msgspec.Struct):
+    turn_key: WireTurnKey = msgspec.field(default_factory=WireTurnKey)
+    candidates: list[WireCandidate] = msgspec.field(default_factory=list)
+    primary_candidate_id: str | None = None
+
+
+class CreateTurnPayload(msgspec.Struct):
+    turn: WireTurn
+    character_id: str | None = None
+
+
+class WireChat(msgspec.Struct):
+    chat_id: str | None = None
+    character_id: str = ""
+    preferred_model_type: str | None = None
+
+
+class CreateChatPayload(msgspec.Struct):
+    chat: WireChat
+    with_greeting: bool = False
