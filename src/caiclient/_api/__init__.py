@@ -1,0 +1,1 @@
+"""The namespaces of a client: ``client.account``, ``client.chats``, …"""

@@ -1,0 +1,75 @@
+"""The asynchronous client."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from ._api.account import AccountAPI
+from ._api.chats import ChatsAPI
+from ._core import ClientCore, mask, normalise_token
+from ._transport import HttpTransport
+from ._validate import check_timeout
+from .endpoints import Endpoints
+from .errors import ValidationError
+
+__all__ = ["AsyncClient"]
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class AsyncClient:
+    """An async Character.AI client: one HTTP session and one chat WebSocket, shared by all calls.
+
+    ``token`` defaults to ``$CAI_TOKEN``; ``endpoints`` to :meth:`Endpoints.from_env` (the live
+    service, or the origin in ``$CAI_BASE_URL``). ``timeout`` is the default deadline of every
+    call in seconds. Use it as ``async with AsyncClient(...) as client:`` or call
+    :meth:`aclose`.
+
+    Namespaces: ``client.account``, ``client.chats``.
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        endpoints: Endpoints | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        impersonate: str | None = "chrome",
+        proxy: str | None = None,
+        transport: HttpTransport | None = None,
+    ) -> None:
+        if endpoints is not None and not isinstance(endpoints, Endpoints):
+            raise ValidationError(f"endpoints must be an Endpoints, got {type(endpoints).__name__}")
+        check_timeout(timeout)
+        self._core = ClientCore(
+            normalise_token(token),
+            endpoints or Endpoints.from_env(),
+            timeout=timeout,
+            impersonate=impersonate,
+            proxy=proxy,
+            transport=transport,
+        )
+        self.account = AccountAPI(self._core)
+        self.chats = ChatsAPI(self._core)
+
+    @property
+    def endpoints(self) -> Endpoints:
+        return self._core.endpoints
+
+    def __repr__(self) -> str:
+        return f"<AsyncClient token={mask(self._core.token)} neo={self._core.endpoints.neo}>"
+
+    async def aclose(self) -> None:
+        """Close the socket and the HTTP session; waiting calls fail with Disconnected."""
+        await self._core.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
