@@ -17,7 +17,7 @@ from caiclient import (
     ServerError,
     ValidationError,
 )
-from caiclient.protocol import http
+from caiclient.protocol import account, chats, http
 
 
 def response(status: int, body: bytes, **headers: str) -> http.Response:
@@ -31,7 +31,7 @@ def test_user_id_is_normalised_to_a_digit_string() -> None:
         b' "is_staff": false, "subscription": null}, "is_human": true, "name": "Example",'
         b' "email": "e@example.com", "bio": null}}'
     )
-    user = http.parse_user(body)
+    user = account.parse_user(body)
     assert (user.id, user.username, user.name) == ("123456789", "ExampleUser", "Example")
     assert user.is_guest is False
 
@@ -42,24 +42,24 @@ def test_turns_page_and_end_of_history() -> None:
         b' "1", "is_human": true}, "candidates": [{"candidate_id": "a", "raw_content": "hi",'
         b' "is_final": true}], "primary_candidate_id": "a"}], "meta": {"next_token": "abc="}}'
     )
-    turns, token = http.parse_turns_page(body)
+    turns, token = chats.parse_turns_page(body)
     assert [t.turn_id for t in turns] == ["t2"]
     assert token == "abc="
-    assert http.parse_turns_page(b'{"turns": [], "meta": {"next_token": null}}') == ([], None)
-    assert http.parse_turns_page(b'{"turns": []}') == ([], None)
+    assert chats.parse_turns_page(b'{"turns": [], "meta": {"next_token": null}}') == ([], None)
+    assert chats.parse_turns_page(b'{"turns": []}') == ([], None)
 
 
 def test_missing_chats_list_means_none() -> None:
-    assert http.parse_chats(b"{}") == []
-    chats = http.parse_chats(b'{"chats": [{"chat_id": "c", "character_id": "x"}]}')
-    assert [c.chat_id for c in chats] == ["c"]
+    assert chats.parse_chats(b"{}") == []
+    listed = chats.parse_chats(b'{"chats": [{"chat_id": "c", "character_id": "x"}]}')
+    assert [c.chat_id for c in listed] == ["c"]
 
 
 def test_unparseable_body_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError):
-        http.parse_user(b"<html>oops</html>")
+        account.parse_user(b"<html>oops</html>")
     with pytest.raises(ProtocolError):
-        http.parse_turns_page(b'{"turns": 3}')
+        chats.parse_turns_page(b'{"turns": 3}')
 
 
 def test_error_mapping() -> None:
@@ -99,7 +99,7 @@ def test_endpoints_local_maps_each_host_to_a_prefix(monkeypatch: pytest.MonkeyPa
     assert local.neo == "http://127.0.0.1:8765/neo"
     assert local.neo_ws == "ws://127.0.0.1:8765/neo/ws/"
     assert local.identitytoolkit == "http://127.0.0.1:8765/identitytoolkit"
-    assert http.turns_page(local, "c", "tok").url == "http://127.0.0.1:8765/neo/turns/c/"
+    assert chats.turns_page(local, "c", "tok").url == "http://127.0.0.1:8765/neo/turns/c/"
     assert Endpoints.live().neo_ws == "wss://neo.character.ai/ws/"
     assert Endpoints.live().is_live and not local.is_live
     monkeypatch.setenv("CAI_BASE_URL", "http://127.0.0.1:9")

@@ -13,8 +13,10 @@ from .errors import (
     ChatNotFound,
     Disconnected,
     Filtered,
+    HistoryNotFound,
     LoginRequired,
     NotFound,
+    PersonaNotFound,
     ProtocolError,
     RateLimited,
     ServerError,
@@ -23,6 +25,7 @@ from .errors import (
     TurnNotFound,
     UserNotFound,
     ValidationError,
+    VoiceNotFound,
 )
 from .models import Author, Candidate, Chat, Turn, TurnKey, User
 from .protocol.stream import ReplyAccumulator, ReplyChunk
@@ -42,8 +45,10 @@ __all__ = [
     "Disconnected",
     "Endpoints",
     "Filtered",
+    "HistoryNotFound",
     "LoginRequired",
     "NotFound",
+    "PersonaNotFound",
     "ProtocolError",
     "RateLimited",
     "ReplyAccumulator",
@@ -57,5 +62,6 @@ __all__ = [
     "User",
     "UserNotFound",
     "ValidationError",
+    "VoiceNotFound",
     "__version__",
 ]

@@ -11,7 +11,7 @@ from ._transport import HandshakeRefused, HttpTransport, WebSocket
 from .endpoints import Endpoints
 from .errors import AuthError, BlockedError, NotFound, ValidationError
 from .models import User
-from .protocol import http
+from .protocol import account, http
 
 __all__ = ["TOKEN_ENV", "ClientCore", "mask", "normalise_token"]
 
@@ -105,8 +105,8 @@ class ClientCore:
             self._user_lock = asyncio.Lock()
         async with self._user_lock:
             if self._user is None or refresh:
-                body = await self.call(http.me(self.endpoints), timeout=timeout)
-                self._user = http.parse_user(body)
+                body = await self.call(account.me(self.endpoints), timeout=timeout)
+                self._user = account.parse_user(body)
         return self._user
 
     async def _connect_ws(self) -> WebSocket:

@@ -5,7 +5,13 @@ from __future__ import annotations
 from types import TracebackType
 
 from ._api.account import AccountAPI
+from ._api.characters import CharactersAPI
 from ._api.chats import ChatsAPI
+from ._api.images import ImagesAPI
+from ._api.personas import PersonasAPI
+from ._api.users import UsersAPI
+from ._api.v1 import V1API
+from ._api.voices import VoicesAPI
 from ._core import ClientCore, mask, normalise_token
 from ._transport import HttpTransport
 from ._validate import check_timeout
@@ -25,7 +31,8 @@ class AsyncClient:
     call in seconds. Use it as ``async with AsyncClient(...) as client:`` or call
     :meth:`aclose`.
 
-    Namespaces: ``client.account``, ``client.chats``.
+    Namespaces: ``account``, ``personas``, ``users``, ``characters``, ``chats``, ``voices``,
+    ``images`` and ``v1`` (legacy Chat V1).
     """
 
     def __init__(
@@ -50,7 +57,13 @@ class AsyncClient:
             transport=transport,
         )
         self.account = AccountAPI(self._core)
+        self.personas = PersonasAPI(self._core)
+        self.users = UsersAPI(self._core)
+        self.characters = CharactersAPI(self._core)
         self.chats = ChatsAPI(self._core)
+        self.voices = VoicesAPI(self._core)
+        self.images = ImagesAPI(self._core)
+        self.v1 = V1API(self._core)
 
     @property
     def endpoints(self) -> Endpoints:

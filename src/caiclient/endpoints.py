@@ -20,7 +20,7 @@ class Endpoints:
 
     ``beta``/``plus`` serve the legacy Django API, ``neo`` the chat V2 REST API and
     ``neo_ws`` its WebSocket, ``web`` the character.ai front end (tRPC, login polling),
-    ``identitytoolkit`` Firebase auth.
+    ``identitytoolkit`` Firebase auth, ``cdn`` the image CDN (``characterai.io``).
     """
 
     beta: str
@@ -29,6 +29,7 @@ class Endpoints:
     neo_ws: str
     web: str
     identitytoolkit: str
+    cdn: str
 
     @classmethod
     def live(cls) -> Endpoints:
@@ -40,6 +41,7 @@ class Endpoints:
             neo_ws="wss://neo.character.ai/ws/",
             web="https://character.ai",
             identitytoolkit="https://identitytoolkit.googleapis.com",
+            cdn="https://characterai.io",
         )
 
     @classmethod
@@ -61,6 +63,7 @@ class Endpoints:
             neo_ws=f"{ws_scheme}://{parts.netloc}{parts.path.rstrip('/')}/neo/ws/",
             web=f"{base}/web",
             identitytoolkit=f"{base}/identitytoolkit",
+            cdn=f"{base}/cdn",
         )
 
     @classmethod

@@ -10,8 +10,11 @@
     ├── NotFound               the server has no such thing (or it is not yours)
     │   ├── CharacterNotFound
     │   ├── ChatNotFound
+    │   ├── HistoryNotFound    (legacy Chat V1)
+    │   ├── PersonaNotFound
     │   ├── TurnNotFound
-    │   └── UserNotFound
+    │   ├── UserNotFound
+    │   └── VoiceNotFound
     ├── RateLimited            too many requests; ``retry_after`` seconds, if the server said
     ├── Filtered               the input filter refused the message (``comment``, ``sub_code``)
     ├── ServerError            any other refusal the server reported (``status``, ``body``)
@@ -33,8 +36,10 @@ __all__ = [
     "ChatNotFound",
     "Disconnected",
     "Filtered",
+    "HistoryNotFound",
     "LoginRequired",
     "NotFound",
+    "PersonaNotFound",
     "ProtocolError",
     "RateLimited",
     "ServerError",
@@ -43,6 +48,7 @@ __all__ = [
     "TurnNotFound",
     "UserNotFound",
     "ValidationError",
+    "VoiceNotFound",
 ]
 
 
@@ -89,6 +95,18 @@ class CharacterNotFound(NotFound):
 
 class ChatNotFound(NotFound):
     """No chat with that id for this account."""
+
+
+class HistoryNotFound(NotFound):
+    """No legacy Chat V1 history with that id (or none between you and the character)."""
+
+
+class PersonaNotFound(NotFound):
+    """No persona with that id among yours."""
+
+
+class VoiceNotFound(NotFound):
+    """No voice with that id."""
 
 
 class TurnNotFound(NotFound):

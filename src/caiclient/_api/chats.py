@@ -10,7 +10,8 @@ from .._core import ClientCore
 from .._validate import check_chat, check_id, check_text, check_timeout
 from ..errors import CharacterNotFound, ChatNotFound, ProtocolError
 from ..models import Chat, Turn
-from ..protocol import http, neo
+from ..protocol import chats as chats_proto
+from ..protocol import neo
 from ..protocol.stream import ReplyAccumulator, ReplyChunk
 
 __all__ = ["ChatsAPI"]
@@ -175,9 +176,9 @@ class ChatsAPI:
         turns: list[Turn] = []
         token: str | None = None
         while True:
-            request = http.turns_page(self._core.endpoints, chat_id, token)
+            request = chats_proto.turns_page(self._core.endpoints, chat_id, token)
             body = await self._core.call(request, timeout=timeout, not_found=ChatNotFound)
-            page, token = http.parse_turns_page(body)
+            page, token = chats_proto.parse_turns_page(body)
             turns.extend(page)
             if not page or token is None:
                 break
@@ -192,5 +193,5 @@ class ChatsAPI:
         if character_id is not None:
             check_id(character_id, "character_id")
         check_timeout(timeout)
-        request = http.recent_chats(self._core.endpoints, character_id)
-        return http.parse_chats(await self._core.call(request, timeout=timeout))
+        request = chats_proto.recent_chats(self._core.endpoints, character_id)
+        return chats_proto.parse_chats(await self._core.call(request, timeout=timeout))

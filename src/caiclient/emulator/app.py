@@ -13,7 +13,7 @@ from types import TracebackType
 
 from aiohttp import WSCloseCode, web
 
-from . import neo_rest, neo_ws, plus_rest
+from . import neo_rest, neo_ws, plus_rest, trpc
 from ._http import error_middleware
 from .characters import SeedCharacter
 from .state import STATE, State
@@ -25,6 +25,7 @@ AREAS: tuple[Callable[[web.Application], None], ...] = (
     plus_rest.register,
     neo_rest.register,
     neo_ws.register,
+    trpc.register,
 )
 
 

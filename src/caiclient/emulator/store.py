@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .characters import CAST, SeedCharacter
+from .persist import Persistence
 from .wire import Chat, Turn
 
 __all__ = ["ChatRecord", "Store", "User"]
@@ -54,14 +55,25 @@ def _token_for(username: str) -> str:
 class Store:
     """All emulated data. Not thread-safe; used from the server's event loop only."""
 
-    def __init__(self, cast: Iterable[SeedCharacter] = CAST) -> None:
+    def __init__(
+        self, cast: Iterable[SeedCharacter] = CAST, persistence: Persistence | None = None
+    ) -> None:
+        # Every area keeps its records here in memory and writes each change through
+        # ``self.persist`` (a no-op unless the emulator runs with a state file).
+        self.persist = persistence or Persistence()
         self.characters: dict[str, SeedCharacter] = {c.id: c for c in cast}
         self.users_by_token: dict[str, User] = {}
         self.users_by_id: dict[str, User] = {}
         self.chats: dict[str, ChatRecord] = {}
         self._by_owner: dict[str, list[ChatRecord]] = {}
         self._clock = 0
-        self.seed_user = self.add_user("emulator_user", "Emulator User")
+        for user in self.persist.load("user", User).values():
+            self._index_user(user)
+        # Characters users created (the seed cast is code, not state).
+        for character in self.persist.load("character", SeedCharacter).values():
+            self.characters[character.id] = character
+        seed = next((u for u in self.users_by_id.values() if u.username == "emulator_user"), None)
+        self.seed_user = seed or self.add_user("emulator_user", "Emulator User")
 
     def _tick(self) -> int:
         self._clock += 1
@@ -77,9 +89,13 @@ class Store:
             name=name or username,
             email=f"{username}@example.com",
         )
+        self._index_user(user)
+        self.persist.put("user", user.id, user)
+        return user
+
+    def _index_user(self, user: User) -> None:
         self.users_by_token[user.token] = user
         self.users_by_id[user.id] = user
-        return user
 
     def create_chat(self, owner: User, character: SeedCharacter, chat: Chat) -> ChatRecord:
         """Register ``chat``; the caller has checked that its id is free."""

@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ..endpoints import Endpoints
 from ..errors import (
     AuthError,
     BlockedError,
@@ -20,20 +19,14 @@ from ..errors import (
     RateLimited,
     ServerError,
 )
-from ..models import Chat, Turn, User
 from .neo import error_from_neo
 
 __all__ = [
     "Request",
     "Response",
+    "decode",
     "error_for",
-    "me",
-    "parse_chats",
-    "parse_turns_page",
-    "parse_user",
-    "recent_chats",
     "retry_after_seconds",
-    "turns_page",
 ]
 
 T = TypeVar("T")
@@ -60,94 +53,14 @@ class Response:
     body: bytes
 
 
-# --- builders --------------------------------------------------------------------------------
+# --- parsing helpers -------------------------------------------------------------------------
 
 
-def me(endpoints: Endpoints) -> Request:
-    return Request("GET", f"{endpoints.plus}/chat/user/")
-
-
-def turns_page(endpoints: Endpoints, chat_id: str, next_token: str | None = None) -> Request:
-    params = {"next_token": next_token} if next_token else None
-    return Request("GET", f"{endpoints.neo}/turns/{chat_id}/", params=params)
-
-
-def recent_chats(endpoints: Endpoints, character_id: str | None = None) -> Request:
-    suffix = character_id if character_id else ""
-    return Request("GET", f"{endpoints.neo}/chats/recent/{suffix}")
-
-
-# --- parsers ---------------------------------------------------------------------------------
-
-
-class _Account(msgspec.Struct, kw_only=True):
-    name: str | None = None
-    avatar_file_name: str | None = None
-
-
-class _InnerUser(msgspec.Struct, kw_only=True):
-    id: int | str
-    username: str
-    account: _Account | None = None
-    is_staff: bool = False
-
-
-class _OuterUser(msgspec.Struct, kw_only=True):
-    user: _InnerUser
-    name: str | None = None
-    email: str | None = None
-    bio: str | None = None
-
-
-class _UserBody(msgspec.Struct):
-    user: _OuterUser
-
-
-class _Meta(msgspec.Struct):
-    next_token: str | None = None
-
-
-class _TurnsBody(msgspec.Struct):
-    turns: list[Turn] = msgspec.field(default_factory=list)
-    meta: _Meta = msgspec.field(default_factory=_Meta)
-
-
-class _ChatsBody(msgspec.Struct):
-    chats: list[Chat] | None = None
-
-
-def _decode(body: bytes, type_: type[T], what: str) -> T:
+def decode(body: bytes, type_: type[T], what: str) -> T:
     try:
         return msgspec.json.decode(body, type=type_)
     except msgspec.DecodeError as exc:
         raise ProtocolError(f"unexpected {what} response: {exc}") from None
-
-
-def parse_user(body: bytes) -> User:
-    """``GET /chat/user/`` → :class:`User` (the integer id becomes a digit string)."""
-    outer = _decode(body, _UserBody, "/chat/user/").user
-    inner = outer.user
-    account = inner.account or _Account()
-    return User(
-        id=str(inner.id),
-        username=inner.username,
-        name=account.name or outer.name or inner.username,
-        avatar_file_name=account.avatar_file_name,
-        bio=outer.bio,
-        email=outer.email,
-        is_staff=inner.is_staff,
-    )
-
-
-def parse_turns_page(body: bytes) -> tuple[list[Turn], str | None]:
-    """One page of ``GET /turns/{chat_id}/``: turns newest first, and the next page's token."""
-    page = _decode(body, _TurnsBody, "/turns/")
-    return page.turns, page.meta.next_token or None
-
-
-def parse_chats(body: bytes) -> list[Chat]:
-    """``{"chats": [...]}``; a missing or null list means no chats (PROTOCOL.md §7.3)."""
-    return _decode(body, _ChatsBody, "/chats/").chats or []
 
 
 # --- errors ----------------------------------------------------------------------------------

@@ -1,9 +1,4 @@
-"""Typed models of the payloads Character.AI sends.
-
-Every model is a frozen :class:`msgspec.Struct`: fields the server adds later are ignored,
-fields it may omit are optional. Ids are strings everywhere, including user ids, which the
-legacy API sends as integers and the neo API as digit strings (normalised in :class:`User`).
-"""
+"""Chat V2 models: chats, turns, candidates, authors."""
 
 from __future__ import annotations
 
@@ -11,7 +6,7 @@ from datetime import datetime
 
 import msgspec
 
-__all__ = ["Author", "Candidate", "Chat", "Turn", "TurnKey", "User"]
+__all__ = ["Author", "Candidate", "Chat", "Turn", "TurnKey"]
 
 
 class Author(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,20 +104,3 @@ class Chat(msgspec.Struct, frozen=True, kw_only=True):
     character_name: str | None = None
     character_avatar_uri: str | None = None
     preferred_model_type: str | None = None
-
-
-class User(msgspec.Struct, frozen=True, kw_only=True):
-    """The account behind a token (``GET /chat/user/``)."""
-
-    id: str
-    username: str
-    name: str = ""
-    avatar_file_name: str | None = None
-    bio: str | None = None
-    email: str | None = None
-    is_staff: bool = False
-
-    @property
-    def is_guest(self) -> bool:
-        """Guest ("lazy") accounts have usernames starting with ``Guest`` (PROTOCOL.md §3.1)."""
-        return self.username.startswith("Guest")

@@ -1,0 +1,116 @@
+"""The character.ai front end's tRPC endpoint, ``/web/api/trpc/<proc>[,<proc>…]?batch=1``.
+
+Areas register procedures with :func:`procedure`; the router handles the batch envelope:
+input ``{"0": {"json": …}, "1": …}`` (POST body, or the ``input`` query parameter of a GET,
+raw or URL-encoded), answer ``[{"result": {"data": {"json": …}}}, …]`` or, per failed
+call, ``{"error": {"json": {"message", "code", "data": {"code", "httpStatus", "path"}}}}``
+(PROTOCOL.md §2.4.6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import msgspec
+from aiohttp import web
+
+from ._http import json_response, token_from_header
+from .state import STATE
+from .store import User
+
+__all__ = ["PROCEDURES", "TrpcCall", "TrpcError", "procedure", "register"]
+
+
+class TrpcError(Exception):
+    """Raised by a procedure; becomes that call's error entry."""
+
+    _CODES: ClassVar[dict[int, tuple[str, int]]] = {
+        400: ("BAD_REQUEST", -32600),
+        401: ("UNAUTHORIZED", -32001),
+        404: ("NOT_FOUND", -32004),
+    }
+
+    def __init__(self, message: str, http_status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+
+    def entry(self, path: str) -> dict[str, Any]:
+        name, code = self._CODES.get(self.http_status, ("INTERNAL_SERVER_ERROR", -32603))
+        data = {"code": name, "httpStatus": self.http_status, "path": path}
+        return {"error": {"json": {"message": self.message, "code": code, "data": data}}}
+
+
+@dataclass(frozen=True, slots=True)
+class TrpcCall:
+    """What a procedure gets: the request, its input, and the user if one is signed in.
+
+    The user comes from an ``Authorization: Token`` header; tRPC calls on the live site use
+    the ``web-next-auth`` cookie instead, which the emulator accepts holding a token too.
+    """
+
+    request: web.Request
+    input: Any
+    user: User | None
+
+
+Procedure = Callable[[TrpcCall], Awaitable[Any]]
+PROCEDURES: dict[str, Procedure] = {}
+
+
+def procedure(name: str) -> Callable[[Procedure], Procedure]:
+    """Decorator: register an async procedure under its dotted name, e.g. ``search.search``."""
+
+    def add(fn: Procedure) -> Procedure:
+        PROCEDURES[name] = fn
+        return fn
+
+    return add
+
+
+def _user(request: web.Request) -> User | None:
+    users = request.app[STATE].store.users_by_token
+    token = token_from_header(request.headers.get("Authorization"))
+    if token is None:
+        token = request.cookies.get("web-next-auth")
+    return users.get(token or "")
+
+
+async def _inputs(request: web.Request) -> dict[str, Any]:
+    if request.method == "POST":
+        raw: Any = msgspec.json.decode(await request.read() or b"{}")
+    else:
+        # aiohttp has already percent-decoded the query value.
+        raw = msgspec.json.decode(request.query.get("input", "{}"))
+    if not isinstance(raw, dict):
+        raise msgspec.ValidationError("tRPC input must be an object keyed by call index")
+    return raw
+
+
+async def _handle(request: web.Request) -> web.Response:
+    names = request.match_info["procs"].split(",")
+    inputs = await _inputs(request)
+    user = _user(request)
+    results: list[Any] = []
+    for index, name in enumerate(names):
+        wrapped = inputs.get(str(index))
+        value = wrapped.get("json") if isinstance(wrapped, dict) else None
+        fn = PROCEDURES.get(name)
+        try:
+            if fn is None:
+                raise TrpcError(f'No "query"-procedure on path "{name}"', 404)
+            data = await fn(TrpcCall(request, value, user))
+            results.append({"result": {"data": {"json": data}}})
+        except TrpcError as exc:
+            results.append(exc.entry(name))
+    status = 200
+    if all("error" in r for r in results):
+        status = results[0]["error"]["json"]["data"]["httpStatus"]
+    return json_response(results, status)
+
+
+def register(app: web.Application) -> None:
+    app.router.add_get("/web/api/trpc/{procs}", _handle)
+    app.router.add_post("/web/api/trpc/{procs}", _handle)
