@@ -35,6 +35,14 @@ def _parser() -> argparse.ArgumentParser:
         default=0.05,
         help="seconds between streamed reply frames (default 0.05)",
     )
+    emulator.add_argument(
+        "--state",
+        metavar="FILE",
+        help="keep all state in this SQLite file, so it survives restarts (default: memory)",
+    )
+    emulator.add_argument(
+        "--seed", metavar="FILE", help="extra users and characters from a JSON or TOML file"
+    )
     return parser
 
 
@@ -50,7 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "emulator":
             from .emulator import run_emulator
 
-            return asyncio.run(run_emulator(args.host, args.port, chunk_delay=args.chunk_delay))
+            return asyncio.run(
+                run_emulator(
+                    args.host,
+                    args.port,
+                    chunk_delay=args.chunk_delay,
+                    state_file=args.state,
+                    seed=args.seed,
+                )
+            )
     except KeyboardInterrupt:
         return 130
     return 2  # pragma: no cover - argparse rejects unknown commands

@@ -7,17 +7,32 @@ import sys
 __all__ = ["run_emulator"]
 
 
-async def run_emulator(host: str, port: int, *, chunk_delay: float) -> int:
+async def run_emulator(
+    host: str,
+    port: int,
+    *,
+    chunk_delay: float,
+    state_file: str | None = None,
+    seed: str | None = None,
+) -> int:
     from ..emulator import Emulator, serve
 
     def ready(emu: Emulator) -> None:
         # The emulator's token is a local stand-in, not a secret, so it is shown.
         print(f"caiclient emulator on {emu.url}", flush=True)
         print(f"  token:    {emu.token}", flush=True)
+        if emu.persistence.path is not None:
+            print(f"  state:    {emu.persistence.path}", flush=True)
         for character in emu.characters:
             print(f"  character {character.name:<14} {character.id}", flush=True)
         print(f"  use it:   export CAI_BASE_URL={emu.url} CAI_TOKEN={emu.token}", flush=True)
         print("Ctrl-C stops it.", file=sys.stderr, flush=True)
 
-    await serve(host, port, chunk_delay=chunk_delay, on_ready=ready)
+    try:
+        await serve(
+            host, port, chunk_delay=chunk_delay, state_file=state_file, seed=seed, on_ready=ready
+        )
+    except (OSError, ValueError) as exc:
+        print(f"cai emulator: {exc}", file=sys.stderr)
+        return 2
     return 0

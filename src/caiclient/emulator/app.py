@@ -9,30 +9,45 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 
 from aiohttp import WSCloseCode, web
 
-from . import neo_rest, neo_ws, plus_rest, trpc
+from . import account, auth, catalog, discovery, media, neo_rest, neo_ws, trpc, v1
 from ._http import error_middleware
 from .characters import SeedCharacter
+from .faults import Faults, fault_middleware
+from .faults import register as register_faults
+from .filters import Filters
+from .persist import Persistence
+from .seed import SeedSource, apply_seed, load_seed
 from .state import STATE, State
 from .store import Store
 
 __all__ = ["AREAS", "Emulator", "build_app", "serve"]
 
 AREAS: tuple[Callable[[web.Application], None], ...] = (
-    plus_rest.register,
+    account.register,
     neo_rest.register,
     neo_ws.register,
     trpc.register,
+    catalog.register,
+    discovery.register,
+    media.register,
+    auth.register,
+    v1.register,
 )
 
 
-def build_app(state: State) -> web.Application:
+def build_app(state: State, faults: Faults | None = None) -> web.Application:
     """The aiohttp application with every area's routes and the JSON error middleware."""
-    app = web.Application(middlewares=[error_middleware])
+    # Uploads (images, voice samples) may be several MB; the areas enforce their own limits.
+    app = web.Application(
+        middlewares=[error_middleware, fault_middleware], client_max_size=32 * 1024 * 1024
+    )
     app[STATE] = state
+    register_faults(app, faults or Faults())
     for register in AREAS:
         register(app)
     app.on_shutdown.append(_close_sockets)
@@ -71,15 +86,21 @@ class Emulator:
         *,
         chunk_delay: float = 0.0,
         chunks: int = 5,
+        state_file: str | Path | None = None,
+        seed: SeedSource = None,
     ) -> None:
         self.host = host
         self.port = port
-        self.store = Store()
+        self.persistence = Persistence(state_file)
+        self.store = Store(persistence=self.persistence)
+        apply_seed(self.store, load_seed(seed))
+        self.faults = Faults()
         self.state = State(
             self.store, chunk_delay=_check_delay(chunk_delay), chunks=_check_chunks(chunks)
         )
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
+        self._stopped = False
 
     # ---- knobs ----
     @property
@@ -97,6 +118,19 @@ class Emulator:
     @chunks.setter
     def chunks(self, value: int) -> None:
         self.state.chunks = _check_chunks(value)
+
+    @property
+    def filters(self) -> Filters:
+        """Chat filter phrases: ``emu.filters.input_phrases`` (refused as self-harm) and
+        ``emu.filters.output_phrases`` (reply cut short); see ``emulator/filters.py``."""
+        return self.store.filters
+
+    def rate_limit(
+        self, *, generations: int | None = None, requests: int | None = None, per: float = 60.0
+    ) -> None:
+        """Limit each token to ``generations`` socket generations and ``requests`` chat REST
+        calls per ``per`` seconds (None = unlimited; no arguments turns limits off)."""
+        self.store.limits.configure(generations=generations, requests=requests, per=per)
 
     # ---- seed data ----
     @property
@@ -129,12 +163,22 @@ class Emulator:
                 return character
         raise KeyError(name)
 
+    def mailbox(self, email: str) -> list[auth.Mail]:
+        """The mails the running emulator "sent" to ``email`` (login links), oldest first."""
+        if self._runner is None:
+            raise RuntimeError("emulator has not been started")
+        return self._runner.app[auth.AUTH_STORE].mailbox(email)
+
     # ---- lifecycle ----
     async def start(self) -> None:
         """Bind and start serving; ``port=0`` picks a free port (see :attr:`url`)."""
         if self._runner is not None:
             raise RuntimeError("emulator already started")
-        runner = web.AppRunner(build_app(self.state), handle_signals=False, access_log=None)
+        if self._stopped:
+            raise RuntimeError("a stopped emulator cannot restart; create a new one")
+        runner = web.AppRunner(
+            build_app(self.state, self.faults), handle_signals=False, access_log=None
+        )
         await runner.setup()
         try:
             await web.TCPSite(runner, self.host, self.port).start()
@@ -151,10 +195,12 @@ class Emulator:
         runner, self._runner = self._runner, None
         if runner is None:
             return
+        self._stopped = True
         try:
             await runner.cleanup()
         finally:
             await self.state.cancel_tasks()
+            self.persistence.close()
 
     async def __aenter__(self) -> Emulator:
         await self.start()
@@ -175,10 +221,15 @@ async def serve(
     *,
     chunk_delay: float = 0.05,
     chunks: int = 5,
+    state_file: str | Path | None = None,
+    seed: SeedSource = None,
     on_ready: Callable[[Emulator], None] | None = None,
 ) -> None:
     """Run an emulator until cancelled; ``on_ready`` is called once it is listening."""
-    async with Emulator(host, port, chunk_delay=chunk_delay, chunks=chunks) as emu:
+    emulator = Emulator(
+        host, port, chunk_delay=chunk_delay, chunks=chunks, state_file=state_file, seed=seed
+    )
+    async with emulator as emu:
         if on_ready is not None:
             on_ready(emu)
         await asyncio.Event().wait()

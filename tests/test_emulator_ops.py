@@ -1,0 +1,189 @@
+"""Operating the emulator: seed data, state files, background thread, pytest plugin, faults."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from caiclient import AsyncClient, AuthError, BlockedError, Endpoints, RateLimited, ServerError
+from caiclient.emulator import Emulator
+from caiclient.emulator.background import BackgroundEmulator
+
+SEED = {
+    "users": [{"username": "alice", "name": "Alice", "token": "a1" * 20}],
+    "characters": [{"name": "Mira", "greeting": "Hi, I'm Mira.", "style": "sage"}],
+}
+
+
+def get_json(url: str, token: str | None = None) -> tuple[int, object]:
+    request = urllib.request.Request(
+        url, headers={"Authorization": f"Token {token}"} if token else {}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.loads(error.read() or b"null")
+
+
+async def test_seed_adds_users_with_tokens_and_characters() -> None:
+    async with Emulator(seed=SEED) as emu:
+        mira = emu.character("Mira")
+        assert len(mira.id) == 43
+        async with AsyncClient("a1" * 20, endpoints=Endpoints.local(emu.url)) as alice:
+            me = await alice.account.me()
+            assert (me.username, me.name) == ("alice", "Alice")
+            chat, greeting = await alice.chats.create(mira.id)
+            assert greeting is not None and greeting.text == "Hi, I'm Mira."
+            reply = await alice.chats.send(chat, "hello")
+            assert reply.author.name == "Mira"
+
+
+@pytest.mark.parametrize("suffix", [".json", ".toml"])
+async def test_seed_from_files(tmp_path: Path, suffix: str) -> None:
+    if suffix == ".toml" and sys.version_info < (3, 11):
+        pytest.skip("TOML needs Python 3.11")
+    path = tmp_path / f"seed{suffix}"
+    if suffix == ".json":
+        path.write_text(json.dumps(SEED))
+    else:
+        path.write_text(
+            '[[users]]\nusername = "alice"\ntoken = "' + "a1" * 20 + '"\n\n'
+            '[[characters]]\nname = "Mira"\ngreeting = "Hi"\nstyle = "echo"\n'
+        )
+    async with Emulator(seed=path) as emu:
+        assert emu.character("Mira").style == ("sage" if suffix == ".json" else "echo")
+        assert "a1" * 20 in emu.store.users_by_token
+
+
+@pytest.mark.parametrize(
+    "seed",
+    [
+        {"users": [{"username": "x"}]},
+        {"characters": [{"name": "N", "greeting": "g", "style": "nope"}]},
+        {"characters": [{"name": "N"}]},
+        {"robots": []},
+        {"users": [{"username": "bob", "token": "bad token!"}]},
+    ],
+)
+def test_invalid_seed_is_a_value_error(seed: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match=r"seed|username|style|token"):
+        Emulator(seed=seed)
+
+
+async def test_state_file_keeps_users_and_characters_across_restarts(tmp_path: Path) -> None:
+    state = tmp_path / "state.sqlite"
+    async with Emulator(state_file=state, seed=SEED) as first:
+        seeded_token = first.token
+    assert state.exists()
+    async with Emulator(state_file=state) as second:
+        assert second.token == seeded_token
+        assert second.character("Mira").greeting == "Hi, I'm Mira."
+        async with AsyncClient("a1" * 20, endpoints=Endpoints.local(second.url)) as alice:
+            assert (await alice.account.me()).username == "alice"
+
+
+async def test_stopped_emulator_cannot_restart() -> None:
+    emu = Emulator()
+    await emu.start()
+    await emu.stop()
+    await emu.stop()  # idempotent
+    with pytest.raises(RuntimeError, match="create a new one"):
+        await emu.start()
+
+
+def test_background_emulator_serves_sync_code() -> None:
+    with BackgroundEmulator() as emu:
+        status, body = get_json(f"{emu.url}/plus/chat/user/", emu.token)
+        assert status == 200
+        assert body["user"]["user"]["username"] == emu.username  # type: ignore[index]
+        status, _ = get_json(f"{emu.url}/plus/chat/user/", "0" * 40)
+        assert status == 401
+
+
+def test_plugin_fixture_in_a_sync_test(cai_emulator: Emulator) -> None:
+    status, _ = get_json(f"{cai_emulator.url}/neo/ping/", cai_emulator.token)
+    assert status == 200
+
+
+async def test_plugin_client_fixture(cai_emulator: Emulator, cai_client: AsyncClient) -> None:
+    me = await cai_client.account.me()
+    assert me.id == cai_emulator.user_id
+
+
+@pytest.mark.cai_emulator(seed=SEED)
+def test_plugin_marker_passes_options(cai_emulator: Emulator) -> None:
+    assert cai_emulator.character("Mira").name == "Mira"
+
+
+async def test_rest_faults_heal_after_their_count(emu: Emulator) -> None:
+    emu.faults.http_status(503, times=2)
+    url = f"{emu.url}/plus/chat/user/"
+    headers = {"Authorization": f"Token {emu.token}"}
+    async with aiohttp.ClientSession() as session:
+        for _ in range(2):
+            async with session.get(url, headers=headers) as response:
+                assert response.status == 503
+        async with session.get(url, headers=headers) as response:
+            assert response.status == 200
+        assert emu.faults.active == []
+
+
+async def test_faults_over_http(emu: Emulator) -> None:
+    control = f"{emu.url}/__emulator__/faults"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            control, json={"kind": "http_status", "status": 429, "retry_after": 7}
+        ) as r:
+            assert r.status == 201
+        async with session.get(control) as r:
+            listed = await r.json()
+        assert [f["status"] for f in listed["faults"]] == [429]
+        async with session.get(f"{emu.url}/neo/ping/") as r:
+            assert r.status == 429
+            assert r.headers["Retry-After"] == "7"
+        async with session.post(control, json={"kind": "teleport"}) as r:
+            assert r.status == 400
+        async with session.post(
+            control, json={"kind": "http_status", "status": 500, "bogus": 1}
+        ) as r:
+            assert r.status == 400
+        async with session.post(control, json={"kind": "cloudflare"}) as r:
+            assert r.status == 201
+        async with session.delete(control) as r:
+            assert (await r.json()) == {"faults": []}
+
+
+async def test_client_retries_transient_rest_failures(emu: Emulator, client: AsyncClient) -> None:
+    emu.faults.http_status(503, times=2)
+    me = await client.account.me()
+    assert me.id == emu.user_id
+    emu.faults.http_status(429, times=1, retry_after=0)
+    assert (await client.account.me()).id == emu.user_id
+
+
+async def test_client_gives_up_on_persistent_failures(emu: Emulator, client: AsyncClient) -> None:
+    emu.faults.http_status(503, times=50)
+    with pytest.raises(ServerError) as caught:
+        await client.account.me(timeout=3)
+    assert caught.value.status == 503
+    emu.faults.clear()
+    emu.faults.http_status(429, retry_after=3600)
+    with pytest.raises(RateLimited) as limited:
+        await client.account.me()
+    assert limited.value.retry_after == 3600
+
+
+async def test_cloudflare_block_is_not_an_auth_error(emu: Emulator, client: AsyncClient) -> None:
+    emu.faults.cloudflare(times=1)
+    with pytest.raises(BlockedError) as caught:
+        await client.account.me()
+    assert not isinstance(caught.value, AuthError)
+    assert caught.value.ray
