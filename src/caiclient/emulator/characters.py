@@ -7,6 +7,7 @@ the user's message in the chat, so tests can predict it and runs are reproducibl
 from __future__ import annotations
 
 import hashlib
+import uuid
 import zlib
 from bisect import bisect_left
 from collections.abc import Callable
@@ -14,7 +15,23 @@ from dataclasses import dataclass
 
 from ._util import b64url
 
-__all__ = ["CAST", "SeedCharacter", "character_id", "split_cumulative"]
+__all__ = [
+    "CAST",
+    "CAST_CREATOR_ID",
+    "CAST_CREATOR_USERNAME",
+    "GENERIC_STYLE",
+    "SeedCharacter",
+    "character_id",
+    "split_cumulative",
+]
+
+# The seed cast belongs to a creator that is not a user of the emulator (nobody can edit it).
+CAST_CREATOR_ID = "100000001"
+CAST_CREATOR_USERNAME = "caiclient_cast"
+GENERIC_STYLE = "generic"
+"""The reply style of characters that users create."""
+
+_SEED_TIME = "2024-01-01T00:00:00.000000Z"
 
 
 def character_id(name: str) -> str:
@@ -24,7 +41,12 @@ def character_id(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SeedCharacter:
-    """A character served by the emulator. ``reply`` produces its deterministic answers."""
+    """A character served by the emulator. ``reply`` produces its deterministic answers.
+
+    Plain, msgspec-encodable fields only: characters that users create are persisted as
+    this record (kind ``"character"``). Votes are kept apart (``emulator/catalog.py``);
+    ``upvotes`` and ``num_interactions`` here are the starting counts.
+    """
 
     id: str
     name: str
@@ -33,10 +55,41 @@ class SeedCharacter:
     description: str
     avatar_file_name: str
     style: str
+    visibility: str = "PUBLIC"
+    copyable: bool = False
+    definition: str = ""
+    creator_id: str = CAST_CREATOR_ID
+    creator_username: str = CAST_CREATOR_USERNAME
+    num_interactions: int = 0
+    upvotes: int = 0
+    categories: tuple[str, ...] = ()
+    featured: bool = False
+    identifier: str = ""
+    img_gen_enabled: bool = False
+    base_img_prompt: str = ""
+    strip_img_prompt_from_msg: bool = False
+    default_voice_id: str = ""
+    voice_id: str = ""
+    allow_dynamic_greeting: bool = False
+    dynamic_greeting_enabled: bool = False
+    archived: bool = False
+    created: str = _SEED_TIME
+    updated: str = _SEED_TIME
+
+    @property
+    def participant_username(self) -> str:
+        """The internal participant username (``participant__user__username``): the legacy
+        Chat V1 ``tgt``. Shaped like live ones, ``internal_id:<n>:<uuid>``, derived from the id."""
+        digest = hashlib.sha256(f"participant:{self.id}".encode()).digest()
+        number = int.from_bytes(digest[:4], "big") % 900_000 + 100_000
+        return f"internal_id:{number}:{uuid.UUID(bytes=digest[4:20], version=4)}"
 
     def reply(self, text: str, turn: int) -> str:
         """The full reply to the user's ``text``, the chat's ``turn``-th user message."""
-        return _RESPONDERS[self.style](text, turn)
+        responder = _RESPONDERS.get(self.style)
+        if responder is None:
+            return _generic(self.name, text, turn)
+        return responder(text, turn)
 
 
 def _stable(text: str) -> int:
@@ -123,6 +176,14 @@ def _nova(text: str, turn: int) -> str:
     )
 
 
+def _generic(name: str, text: str, turn: int) -> str:
+    topic = _topic(text, "that")
+    return (
+        f"{name} here. You said {topic} — message {turn} of our chat. "
+        "Tell me more and I will keep listening."
+    )
+
+
 _RESPONDERS: dict[str, Callable[[str, int], str]] = {
     "echo": _echo,
     "sage": _sage,
@@ -131,7 +192,17 @@ _RESPONDERS: dict[str, Callable[[str, int], str]] = {
 }
 
 
-def _seed(name: str, title: str, greeting: str, description: str, style: str) -> SeedCharacter:
+def _seed(
+    name: str,
+    title: str,
+    greeting: str,
+    description: str,
+    style: str,
+    *,
+    interactions: int,
+    upvotes: int,
+    categories: tuple[str, ...],
+) -> SeedCharacter:
     return SeedCharacter(
         id=character_id(name),
         name=name,
@@ -140,6 +211,12 @@ def _seed(name: str, title: str, greeting: str, description: str, style: str) ->
         description=description,
         avatar_file_name=f"emulator/{style}.webp",
         style=style,
+        definition=f"{{{{char}}}}: {greeting}",
+        num_interactions=interactions,
+        upvotes=upvotes,
+        categories=categories,
+        featured=True,
+        identifier=f"id:{uuid.UUID(bytes=hashlib.sha256(name.encode()).digest()[:16], version=4)}",
     )
 
 
@@ -150,6 +227,9 @@ CAST: tuple[SeedCharacter, ...] = (
         "Hello! I'm Echo. Say anything and I'll say it right back.",
         "A test character: every reply starts with your message, word for word.",
         "echo",
+        interactions=1_204_311,
+        upvotes=8_120,
+        categories=("Helpers", "Discussion"),
     ),
     _seed(
         "Sage",
@@ -157,6 +237,9 @@ CAST: tuple[SeedCharacter, ...] = (
         "Welcome to the library. Take your time; what would you like to read about today?",
         "A soft-spoken librarian who finds a shelf for every question.",
         "sage",
+        interactions=845_002,
+        upvotes=12_433,
+        categories=("Books", "Philosophy", "Helpers"),
     ),
     _seed(
         "Captain Byte",
@@ -164,6 +247,9 @@ CAST: tuple[SeedCharacter, ...] = (
         "Ahoy there! Welcome aboard the Overflow. What brings ye to my deck?",
         "A cheerful pirate who sails the seven seas of silicon.",
         "captain",
+        interactions=2_310_877,
+        upvotes=20_981,
+        categories=("Games", "Comedy"),
     ),
     _seed(
         "Nova",
@@ -171,6 +257,9 @@ CAST: tuple[SeedCharacter, ...] = (
         "Hi! I'm Nova. Want to talk about the stars tonight?",
         "An astronomer who relates everything you say to the night sky.",
         "nova",
+        interactions=97_540,
+        upvotes=3_075,
+        categories=("Discussion",),
     ),
 )
 
