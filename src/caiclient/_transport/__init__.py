@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import TransportError
 from ..protocol.http import Request, Response
 
-__all__ = ["HandshakeRefused", "HttpTransport", "WebSocket"]
+__all__ = ["HandshakeRefused", "HttpTransport", "StreamedResponse", "WebSocket"]
 
 
 class HandshakeRefused(TransportError):
@@ -28,6 +30,36 @@ class WebSocket(Protocol):
 
     async def close(self) -> None: ...
 
+    def abort(self) -> None:
+        """Drop the connection at once, without a closing handshake (a dead peer)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedResponse:
+    """A response whose body is still arriving: status, headers (lower-case keys) and the
+    final URL (after redirects) are known; ``chunks`` yields the body as it comes.
+
+    ``chunks`` raises :class:`~caiclient.errors.Timeout` or
+    :class:`~caiclient.errors.TransportError` when the transfer fails midway.
+    """
+
+    status: int
+    headers: Mapping[str, str]
+    url: str
+    chunks: AsyncIterator[bytes]
+
+    async def read(self, limit: int = 1 << 20) -> bytes:
+        """The rest of the body, at most ``limit`` bytes (error pages are read this way)."""
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self.chunks:
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+        return b"".join(parts)[:limit]
+
 
 class HttpTransport(Protocol):
     """An HTTP session that can also open WebSockets."""
@@ -35,6 +67,13 @@ class HttpTransport(Protocol):
     async def request(
         self, request: Request, *, headers: Mapping[str, str], timeout: float
     ) -> Response: ...
+
+    def stream(
+        self, request: Request, *, headers: Mapping[str, str], timeout: float
+    ) -> AbstractAsyncContextManager[StreamedResponse]:
+        """Send ``request`` (following redirects) and give the response once its headers
+        are in; leaving the context ends the transfer. ``timeout`` bounds the whole body."""
+        ...
 
     async def ws_connect(
         self, url: str, *, headers: Mapping[str, str], timeout: float
