@@ -159,3 +159,149 @@ def test_create_chat_envelope(greeting: bool) -> None:
         },
         "with_greeting": greeting,
     }
+
+
+# --- the other commands of §8.5 --------------------------------------------------------------
+
+ZEROS = {
+    f"{prefix}{name}": 0
+    for name in (
+        "boring",
+        "inaccurate",
+        "repetitive",
+        "out_of_character",
+        "bad_memory",
+        "long",
+        "short",
+        "ends_chat_early",
+        "funny",
+        "interesting",
+        "helpful",
+    )
+    for prefix in ("", "not_")
+}
+
+
+def test_create_turn_envelope_has_the_send_payload() -> None:
+    args: dict[str, str] = {
+        "request_id": "r",
+        "chat_id": "c",
+        "character_id": "char",
+        "turn_id": "t",
+        "candidate_id": "k",
+        "author_id": "7",
+        "text": "hi",
+    }
+    manual = json.loads(neo.create_turn(**args))
+    generate = json.loads(neo.create_and_generate_turn(**args))
+    assert manual["command"] == "create_turn"
+    assert manual["payload"] == generate["payload"]
+    assert manual["request_id"] == "r" and manual["origin_id"] == "web-next"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            neo.generate_turn_candidate(request_id="r", chat_id="c", turn_id="t", character_id="x"),
+            {
+                "command": "generate_turn_candidate",
+                "request_id": "r",
+                "origin_id": "web-next",
+                "payload": {
+                    "character_id": "x",
+                    "turn_key": {"chat_id": "c", "turn_id": "t"},
+                    "tts_enabled": False,
+                    "selected_language": "",
+                    "user_name": "",
+                    "previous_annotations": ZEROS,
+                },
+            },
+        ),
+        (
+            neo.edit_turn_candidate(
+                request_id="r", chat_id="c", turn_id="t", candidate_id="k", text="new"
+            ),
+            {
+                "command": "edit_turn_candidate",
+                "request_id": "r",
+                "origin_id": "web-next",
+                "payload": {
+                    "turn_key": {"chat_id": "c", "turn_id": "t"},
+                    "current_candidate_id": "k",
+                    "new_candidate_raw_content": "new",
+                },
+            },
+        ),
+        (
+            neo.update_primary_candidate(
+                request_id="r", chat_id="c", turn_id="t", candidate_id="k"
+            ),
+            {
+                "command": "update_primary_candidate",
+                "request_id": "r",
+                "origin_id": "web-next",
+                "payload": {"candidate_id": "k", "turn_key": {"chat_id": "c", "turn_id": "t"}},
+            },
+        ),
+        (
+            neo.set_turn_pin(request_id="r", chat_id="c", turn_id="t", pinned=False),
+            {
+                "command": "set_turn_pin",
+                "request_id": "r",
+                "origin_id": "web-next",
+                "payload": {"is_pinned": False, "turn_key": {"chat_id": "c", "turn_id": "t"}},
+            },
+        ),
+        (
+            neo.remove_turns(request_id="r", chat_id="c", turn_ids=["t1", "t2"]),
+            {
+                "command": "remove_turns",
+                "request_id": "r",
+                "origin_id": "web-next",
+                "payload": {"chat_id": "c", "turn_ids": ["t1", "t2"]},
+            },
+        ),
+        (
+            neo.abort_generation(request_id="gen-1"),
+            {
+                "command": "abort_generation",
+                "request_id": "gen-1",
+                "origin_id": "web-next",
+                "payload": {},
+            },
+        ),
+    ],
+)
+def test_command_envelopes(raw: bytes, expected: dict[str, object]) -> None:
+    assert json.loads(raw) == expected
+
+
+def test_swipe_and_edit_frames_parse() -> None:
+    swipe = neo.parse_frame(
+        '{"command": "update_turn", "request_id": "r",'
+        ' "turn": {"turn_key": {"chat_id": "c", "turn_id": "t"},'
+        ' "author": {"author_id": "x", "name": "X"},'
+        ' "candidates": [{"candidate_id": "new", "raw_content": "Swiped", "is_final": true,'
+        ' "safety_truncated": true}], "primary_candidate_id": "new"},'
+        ' "chat_info": {"type": "TYPE_ONE_ON_ONE"}}'
+    )
+    assert isinstance(swipe, neo.UpdateTurn)
+    primary = swipe.turn.primary
+    assert primary is not None and primary.safety_truncated and primary.text == "Swiped"
+    edit = neo.parse_frame(
+        '{"command": "update_turn", "request_id": "e",'
+        ' "turn": {"turn_key": {"chat_id": "c", "turn_id": "t"}, "is_pinned": true,'
+        ' "author": {"author_id": "7", "name": "me", "is_human": true},'
+        ' "candidates": [{"candidate_id": "k2", "raw_content": "Fixed", "is_final": true,'
+        ' "base_candidate_id": "k1", "editor": {"author_id": "7"}}],'
+        ' "primary_candidate_id": "k2"}}'
+    )
+    assert isinstance(edit, neo.UpdateTurn)
+    candidate = edit.turn.candidate("k2")
+    assert candidate is not None and candidate.base_candidate_id == "k1"
+    assert candidate.editor is not None and candidate.editor.author_id == "7"
+    assert edit.turn.is_pinned and edit.turn.candidate("k1") is None
+    assert neo.parse_frame('{"command": "remove_turns_response", "request_id": "q"}') == (
+        neo.TurnsRemoved(request_id="q")
+    )

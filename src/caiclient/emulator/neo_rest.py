@@ -1,30 +1,121 @@
-"""The chat V2 REST API of ``neo.character.ai`` (PROTOCOL.md §7), under ``/neo``."""
+"""The chat V2 REST API of ``neo.character.ai`` (PROTOCOL.md §7), under ``/neo``.
+
+Bodies PROTOCOL.md leaves open are our choice (docs/protocol.md): chat changes answer
+``{"chat": Chat}``, removals ``{}``. Another user's chat, turn or annotation answers exactly
+like a missing one.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 from aiohttp import web
 
-from ._http import ApiError, authenticate, json_response, neo_error_body
-from ._util import b64url, b64url_decode
+from ._http import ApiError, authenticate, json_response, neo_error_body, read_json
+from ._util import b64url, b64url_decode, new_id, now_iso
 from .state import STATE
-from .store import ChatRecord, Store
+from .store import Annotation, ChatRecord, Store, User
+from .wire import Chat, Turn, WireTurnKey, pin_view
 
 __all__ = ["PAGE_SIZE", "register"]
 
 PAGE_SIZE = 50
 _TOKEN_PREFIX = b"turns:"
+_STAR_VALUES = range(1, 5)
+
+
+# ---- request bodies (lenient: unknown keys ignored) -------------------------------------
+
+
+class _NameBody(msgspec.Struct):
+    name: str
+
+
+class _CopyBody(msgspec.Struct):
+    end_turn_id: str
+
+
+class _ModelBody(msgspec.Struct):
+    preferred_model_type: str
+
+
+class _RemoveBody(msgspec.Struct):
+    turn_ids: list[str]
+
+
+class _PinBody(msgspec.Struct):
+    is_pinned: bool
+    turn_key: WireTurnKey
+
+
+class _AnnotationFields(msgspec.Struct):
+    annotation_type: str
+    annotation_value: int | None = None
+    annotation_raw_content: str | None = None
+
+
+class _AnnotateBody(msgspec.Struct):
+    annotation: _AnnotationFields
+    candidate_id: str
+    turn_key: WireTurnKey
+
+
+class _UnannotateBody(msgspec.Struct):
+    annotation_id: str
+
+
+# ---- helpers ----------------------------------------------------------------------------
+
+
+def _neo_error(status: int, comment: str) -> ApiError:
+    return ApiError(status, neo_error_body(comment, status))
+
+
+def _store(request: web.Request) -> Store:
+    return request.app[STATE].store
+
+
+def _user(request: web.Request) -> User:
+    """The caller, counted against the optional REST rate limit (429 + ``Retry-After``)."""
+    user = authenticate(request)
+    wait = _store(request).limits.request(user.token)
+    if wait is not None:
+        body = neo_error_body("Rate limit exceeded", 429)
+        body["retry_after_seconds"] = wait
+        raise ApiError(429, body, {"Retry-After": str(wait)})
+    return user
+
+
+def _chat_by_id(request: web.Request, chat_id: str) -> ChatRecord:
+    """The chat if the caller owns it; 404 for unknown *and* foreign chats alike."""
+    rec = _store(request).chat_for(_user(request), chat_id)
+    if rec is None:
+        raise _neo_error(404, "Chat not found")
+    return rec
 
 
 def _chat_or_404(request: web.Request) -> ChatRecord:
-    """The requested chat if the caller owns it; 404 for unknown *and* foreign chats alike."""
-    user = authenticate(request)
-    rec = request.app[STATE].store.chat_for(user, request.match_info["chat_id"])
-    if rec is None:
-        raise ApiError(404, neo_error_body("Chat not found", 404))
+    return _chat_by_id(request, request.match_info["chat_id"])
+
+
+def _writable(rec: ChatRecord) -> ChatRecord:
+    if rec.archived:
+        raise _neo_error(400, "Chat is archived")
     return rec
+
+
+def _turn_or_404(store: Store, rec: ChatRecord, turn_id: str | None) -> Turn:
+    turn = store.turn(rec, turn_id or "")
+    if turn is None:
+        raise _neo_error(404, "Turn not found")
+    return turn
+
+
+async def _body(request: web.Request, type_: type[Any]) -> Any:
+    return msgspec.convert(await read_json(request), type_)
 
 
 def encode_cursor(seq: int) -> str:
@@ -42,49 +133,230 @@ def decode_cursor(token: str) -> int:
             raise ValueError(token)
         return int(digits)
     except ValueError:
-        raise ApiError(400, neo_error_body("Invalid next_token", 400)) from None
+        raise _neo_error(400, "Invalid next_token") from None
 
 
-def _flag(request: web.Request, name: str) -> bool:
-    return request.query.get(name, "").lower() in ("true", "1")
+def _query(request: web.Request) -> dict[str, str]:
+    """The query, tolerating N2's ``?character_ids=X?num_preview_turns=N`` (§15.10)."""
+    query = dict(request.query)
+    for key, value in list(query.items()):
+        if "?" in value:
+            query[key], _, rest = value.partition("?")
+            for extra, extra_value in parse_qsl(rest):
+                query.setdefault(extra, extra_value)
+    return query
 
 
-async def get_turns(request: web.Request) -> web.Response:
-    """``GET /turns/{chat_id}/``: newest first, 50 a page, opaque ``next_token`` (§7.3)."""
-    rec = _chat_or_404(request)
-    token = request.query.get("next_token")
-    before = decode_cursor(token) if token else None
-    turns, cursor = Store.page(rec, before, PAGE_SIZE, pinned_only=_flag(request, "pinned_only"))
-    if request.query.get("candidate_filter") != "all":
-        turns = [t.primary_only() for t in turns]
-    next_token = encode_cursor(cursor) if cursor is not None else None
-    return json_response({"turns": turns, "meta": {"next_token": next_token}})
+def _flag(query: Mapping[str, str], name: str) -> bool:
+    return query.get(name, "").lower() in ("true", "1")
+
+
+def _chat_body(rec: ChatRecord) -> dict[str, Any]:
+    return {"chat": rec.chat}
+
+
+# ---- chats ------------------------------------------------------------------------------
 
 
 async def get_chat(request: web.Request) -> web.Response:
-    return json_response({"chat": _chat_or_404(request).chat})
+    """``GET /chat/{chat_id}/`` → ``{"chat": Chat}``."""
+    return json_response(_chat_body(_chat_or_404(request)))
+
+
+async def resurrect(request: web.Request) -> web.Response:
+    """``GET /chat/{chat_id}/resurrect``: revive the chat (an archived one becomes active)."""
+    rec = _chat_or_404(request)
+    if rec.archived:
+        rec.chat.state = "STATE_ACTIVE"
+        _store(request).save_chat(rec)
+    return json_response(_chat_body(rec))
+
+
+async def update_name(request: web.Request) -> web.Response:
+    """``PATCH /chat/{chat_id}/update_name`` ``{"name"}``; an empty name removes it."""
+    rec = _chat_or_404(request)
+    body: _NameBody = await _body(request, _NameBody)
+    rec.chat.name = body.name or None
+    _store(request).save_chat(rec)
+    return json_response(_chat_body(rec))
+
+
+async def _set_state(request: web.Request, state: str) -> web.Response:
+    rec = _chat_or_404(request)
+    if rec.chat.state != state:
+        rec.chat.state = state
+        _store(request).save_chat(rec)
+    return json_response(_chat_body(rec))
+
+
+async def archive(request: web.Request) -> web.Response:
+    """``PATCH /chat/{chat_id}/archive`` (idempotent; archived chats leave the recents)."""
+    return await _set_state(request, "STATE_ARCHIVED")
+
+
+async def unarchive(request: web.Request) -> web.Response:
+    """``PATCH /chat/{chat_id}/unarchive`` (idempotent)."""
+    return await _set_state(request, "STATE_ACTIVE")
+
+
+async def set_model(request: web.Request) -> web.Response:
+    """``PATCH /chat/{chat_id}/preferred-model-type`` ``{"preferred_model_type"}``."""
+    rec = _chat_or_404(request)
+    body: _ModelBody = await _body(request, _ModelBody)
+    model = body.preferred_model_type
+    if not model.startswith("MODEL_TYPE_") or len(model) == len("MODEL_TYPE_"):
+        raise _neo_error(400, f"Invalid preferred_model_type: {model}")
+    rec.chat.preferred_model_type = model
+    _store(request).save_chat(rec)
+    return json_response(_chat_body(rec))
+
+
+async def copy_chat(request: web.Request) -> web.Response:
+    """``POST /chat/{chat_id}/copy`` ``{"end_turn_id"}`` → ``{"new_chat_id"}``: a new chat
+    holding the turns up to and including that one."""
+    rec = _chat_or_404(request)
+    body: _CopyBody = await _body(request, _CopyBody)
+    store = _store(request)
+    end = store.position(rec, body.end_turn_id)
+    if end is None:
+        raise _neo_error(404, "Turn not found")
+    source = rec.chat
+    chat = Chat(
+        chat_id=new_id(),
+        create_time=now_iso(),
+        creator_id=source.creator_id,
+        character_id=source.character_id,
+        state="STATE_ACTIVE",
+        type=source.type,
+        visibility=source.visibility,
+        preferred_model_type=source.preferred_model_type,
+    )
+    store.copy_chat(rec, end, chat)
+    return json_response({"new_chat_id": chat.chat_id})
 
 
 def _with_character(rec: ChatRecord) -> dict[str, Any]:
-    body: dict[str, Any] = msgspec.structs.asdict(rec.chat)
+    body: dict[str, Any] = msgspec.to_builtins(rec.chat)
     body["character_name"] = rec.character.name
     body["character_avatar_uri"] = rec.character.avatar_file_name
     return body
 
 
+async def list_chats(request: web.Request) -> web.Response:
+    """``GET /chats/?character_ids=<id>[,<id>…]&num_preview_turns=<n>``: every chat
+    (archived too) in creation order, each with up to n newest turns when n is given."""
+    user = _user(request)
+    query = _query(request)
+    ids = query.get("character_ids")
+    wanted = {i for i in ids.split(",") if i} if ids else None
+    raw = query.get("num_preview_turns")
+    if raw is not None and not raw.isdigit():
+        raise _neo_error(400, "Invalid num_preview_turns")
+    previews = int(raw) if raw is not None else None
+    chats = []
+    for rec in _store(request).chats_of(user, wanted):
+        body = _with_character(rec)
+        if previews is not None:
+            turns, _ = Store.page(rec, None, previews) if previews else ([], None)
+            body["preview_turns"] = [t.primary_only() for t in turns]
+        chats.append(body)
+    return json_response({"chats": chats})
+
+
 async def recent_chats(request: web.Request) -> web.Response:
-    """``GET /chats/recent/``: all the user's chats, with character name and avatar."""
-    user = authenticate(request)
-    chats = request.app[STATE].store.recent(user)
+    """``GET /chats/recent/``: the user's active chats, with character name and avatar."""
+    chats = _store(request).recent(_user(request))
     return json_response({"chats": [_with_character(rec) for rec in chats]})
 
 
 async def recent_chats_with(request: web.Request) -> web.Response:
-    """``GET /chats/recent/{character_id}``: the user's chats with one character."""
-    user = authenticate(request)
-    store = request.app[STATE].store
-    chats = store.recent(user, request.match_info["character_id"])
+    """``GET /chats/recent/{character_id}``: the user's active chats with one character."""
+    chats = _store(request).recent(_user(request), request.match_info["character_id"])
     return json_response({"chats": [rec.chat for rec in chats]})
+
+
+# ---- turns ------------------------------------------------------------------------------
+
+
+async def get_turns(request: web.Request) -> web.Response:
+    """``GET /turns/{chat_id}/``: newest first, 50 a page, opaque ``next_token`` (§7.3);
+    ``pinned_only=true`` keeps pinned turns, ``candidate_filter=all`` every candidate
+    (newest first), otherwise only the primary one."""
+    rec = _chat_or_404(request)
+    query = request.query
+    token = query.get("next_token")
+    before = decode_cursor(token) if token else None
+    turns, cursor = Store.page(rec, before, PAGE_SIZE, pinned_only=_flag(query, "pinned_only"))
+    if query.get("candidate_filter") != "all":
+        turns = [t.primary_only() for t in turns]
+    next_token = encode_cursor(cursor) if cursor is not None else None
+    return json_response({"turns": turns, "meta": {"next_token": next_token}})
+
+
+async def remove_turns(request: web.Request) -> web.Response:
+    """``POST /turns/{chat_id}/remove`` ``{"turn_ids"}`` → ``{}`` (unknown ids ignored)."""
+    rec = _writable(_chat_or_404(request))
+    body: _RemoveBody = await _body(request, _RemoveBody)
+    _store(request).remove_turns(rec, body.turn_ids)
+    return json_response({})
+
+
+async def pin_turn(request: web.Request) -> web.Response:
+    """``POST /turn/pin`` ``{"is_pinned", "turn_key"}`` → ``{"turn": Turn}``."""
+    body: _PinBody = await _body(request, _PinBody)
+    rec = _writable(_chat_by_id(request, body.turn_key.chat_id))
+    store = _store(request)
+    turn = _turn_or_404(store, rec, body.turn_key.turn_id)
+    if turn.is_pinned != body.is_pinned:
+        turn.is_pinned = body.is_pinned
+        store.save_turn(rec, turn)
+    return json_response({"turn": pin_view(turn)})
+
+
+# ---- annotations ------------------------------------------------------------------------
+
+
+def _check_annotation(fields: _AnnotationFields) -> None:
+    kind, value = fields.annotation_type, fields.annotation_value
+    if not kind:
+        raise _neo_error(400, "Invalid annotation: empty annotation_type")
+    if kind == "star" and value not in _STAR_VALUES:
+        raise _neo_error(400, "Invalid annotation: a star rating is 1 to 4")
+
+
+async def create_annotation(request: web.Request) -> web.Response:
+    """``POST /annotation/create`` → ``{"annotation": {"annotation_id"}}``."""
+    body: _AnnotateBody = await _body(request, _AnnotateBody)
+    rec = _chat_by_id(request, body.turn_key.chat_id)
+    store = _store(request)
+    turn = _turn_or_404(store, rec, body.turn_key.turn_id)
+    if all(c.candidate_id != body.candidate_id for c in turn.candidates):
+        raise _neo_error(404, "Turn candidate not found")
+    _check_annotation(body.annotation)
+    note = Annotation(
+        annotation_id=new_id(),
+        owner_id=rec.owner.id,
+        chat_id=rec.chat.chat_id,
+        turn_id=turn.turn_key.turn_id,
+        candidate_id=body.candidate_id,
+        annotation_type=body.annotation.annotation_type,
+        annotation_value=body.annotation.annotation_value,
+        annotation_raw_content=body.annotation.annotation_raw_content,
+    )
+    store.add_annotation(note)
+    return json_response({"annotation": {"annotation_id": note.annotation_id}})
+
+
+async def remove_annotation(request: web.Request) -> web.Response:
+    """``POST /annotation/remove`` ``{"annotation_id", …}`` → ``{}``."""
+    user = _user(request)
+    body: _UnannotateBody = await _body(request, _UnannotateBody)
+    store = _store(request)
+    note = store.annotations.get(body.annotation_id)
+    if note is None or note.owner_id != user.id:
+        raise _neo_error(404, "Annotation not found")
+    store.remove_annotation(note.annotation_id)
+    return json_response({})
 
 
 async def ping(request: web.Request) -> web.Response:
@@ -93,12 +365,26 @@ async def ping(request: web.Request) -> web.Response:
 
 def register(app: web.Application) -> None:
     """Add this area's routes to ``app`` (trailing slash optional where clients differ)."""
-    add = app.router.add_get
-    add("/neo/ping/", ping)
-    for path in ("/neo/turns/{chat_id}/", "/neo/turns/{chat_id}"):
-        add(path, get_turns)
-    for path in ("/neo/chat/{chat_id}/", "/neo/chat/{chat_id}"):
-        add(path, get_chat)
-    add("/neo/chats/recent/", recent_chats)
-    for path in ("/neo/chats/recent/{character_id}", "/neo/chats/recent/{character_id}/"):
-        add(path, recent_chats_with)
+    router = app.router
+
+    def both(method: str, path: str, handler: Any) -> None:
+        router.add_route(method, f"/neo{path}", handler)
+        router.add_route(method, f"/neo{path}/", handler)
+
+    router.add_get("/neo/ping/", ping)
+    router.add_get("/neo/ping", ping)
+    both("GET", "/turns/{chat_id}", get_turns)
+    both("POST", "/turns/{chat_id}/remove", remove_turns)
+    both("POST", "/turn/pin", pin_turn)
+    both("GET", "/chat/{chat_id}", get_chat)
+    both("GET", "/chat/{chat_id}/resurrect", resurrect)
+    both("PATCH", "/chat/{chat_id}/update_name", update_name)
+    both("PATCH", "/chat/{chat_id}/archive", archive)
+    both("PATCH", "/chat/{chat_id}/unarchive", unarchive)
+    both("PATCH", "/chat/{chat_id}/preferred-model-type", set_model)
+    both("POST", "/chat/{chat_id}/copy", copy_chat)
+    both("GET", "/chats", list_chats)
+    both("GET", "/chats/recent", recent_chats)
+    both("GET", "/chats/recent/{character_id}", recent_chats_with)
+    both("POST", "/annotation/create", create_annotation)
+    both("POST", "/annotation/remove", remove_annotation)

@@ -8,6 +8,8 @@ unknown fields are ignored, so the minimal K1-style forms decode too (§8.5).
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 __all__ = [
@@ -19,12 +21,21 @@ __all__ = [
     "ChatInfo",
     "CreateChatPayload",
     "CreateTurnPayload",
+    "EditCandidatePayload",
+    "Editor",
+    "GenerateCandidatePayload",
     "GenerationMode",
+    "PinPayload",
+    "PrimaryCandidatePayload",
+    "RemoveTurnsPayload",
     "Turn",
     "TurnEvent",
     "TurnKey",
+    "WireAuthor",
     "WireCandidate",
     "WireTurn",
+    "WireTurnKey",
+    "pin_view",
 ]
 
 
@@ -39,6 +50,13 @@ class Author(msgspec.Struct, omit_defaults=True):
     is_human: bool | None = None
 
 
+class Editor(msgspec.Struct, omit_defaults=True):
+    """Who edited a candidate (§7.2): the user's digit-string id and name."""
+
+    author_id: str
+    name: str | None = None
+
+
 class Candidate(msgspec.Struct, omit_defaults=True):
     candidate_id: str
     create_time: str
@@ -46,6 +64,10 @@ class Candidate(msgspec.Struct, omit_defaults=True):
     model_type: str | None = None
     tti_image_rel_path: str | None = None
     is_final: bool | None = None
+    # Only on filtered output, and on edited candidates, respectively (§7.2).
+    safety_truncated: bool = False
+    base_candidate_id: str | None = None
+    editor: Editor | None = None
 
 
 class Turn(msgspec.Struct, omit_defaults=True):
@@ -66,7 +88,15 @@ class Turn(msgspec.Struct, omit_defaults=True):
         return msgspec.structs.replace(self, candidates=primary or self.candidates[:1])
 
 
-class Chat(msgspec.Struct):
+def pin_view(turn: Turn) -> dict[str, Any]:
+    """The turn as answered to a pin change: primary candidate only, and ``is_pinned``
+    present even when false (history pages omit a false one)."""
+    shown: dict[str, Any] = msgspec.to_builtins(turn.primary_only())
+    shown["is_pinned"] = turn.is_pinned
+    return shown
+
+
+class Chat(msgspec.Struct, omit_defaults=True):
     chat_id: str
     create_time: str
     creator_id: str
@@ -75,6 +105,8 @@ class Chat(msgspec.Struct):
     type: str
     visibility: str
     preferred_model_type: str
+    # Set by ``PATCH /chat/{id}/update_name``; absent until then (§7.1).
+    name: str | None = None
 
 
 class ChatInfo(msgspec.Struct):
@@ -114,8 +146,15 @@ class WireCandidate(msgspec.Struct):
     tti_image_rel_path: str | None = None
 
 
+class WireAuthor(msgspec.Struct):
+    author_id: str | None = None
+    is_human: bool | None = None
+    name: str | None = None
+
+
 class WireTurn(msgspec.Struct):
     turn_key: WireTurnKey = msgspec.field(default_factory=WireTurnKey)
+    author: WireAuthor = msgspec.field(default_factory=WireAuthor)
     candidates: list[WireCandidate] = msgspec.field(default_factory=list)
     primary_candidate_id: str | None = None
 
@@ -134,3 +173,32 @@ class WireChat(msgspec.Struct):
 class CreateChatPayload(msgspec.Struct):
     chat: WireChat
     with_greeting: bool = False
+
+
+class GenerateCandidatePayload(msgspec.Struct):
+    """``generate_turn_candidate`` (US2's minimal form: only these two keys)."""
+
+    turn_key: WireTurnKey
+    character_id: str | None = None
+
+
+class EditCandidatePayload(msgspec.Struct):
+    turn_key: WireTurnKey
+    new_candidate_raw_content: str
+    current_candidate_id: str | None = None
+    candidate_id: str | None = None  # US1's name for the same key
+
+
+class PrimaryCandidatePayload(msgspec.Struct):
+    turn_key: WireTurnKey
+    candidate_id: str
+
+
+class PinPayload(msgspec.Struct):
+    turn_key: WireTurnKey
+    is_pinned: bool
+
+
+class RemoveTurnsPayload(msgspec.Struct):
+    chat_id: str
+    turn_ids: list[str]

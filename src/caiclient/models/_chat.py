@@ -83,6 +83,13 @@ class Turn(msgspec.Struct, frozen=True, kw_only=True):
     def is_human(self) -> bool:
         return self.author.is_human
 
+    def candidate(self, candidate_id: str) -> Candidate | None:
+        """The candidate with this id, or None if the turn (as loaded) does not have it."""
+        for candidate in self.candidates:
+            if candidate.candidate_id == candidate_id:
+                return candidate
+        return None
+
     @property
     def is_final(self) -> bool:
         """Whether the primary candidate is complete."""
@@ -104,3 +111,8 @@ class Chat(msgspec.Struct, frozen=True, kw_only=True):
     character_name: str | None = None
     character_avatar_uri: str | None = None
     preferred_model_type: str | None = None
+
+    @property
+    def is_archived(self) -> bool:
+        """Whether the chat is archived (``state == "STATE_ARCHIVED"``)."""
+        return self.state == "STATE_ARCHIVED"

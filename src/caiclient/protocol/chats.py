@@ -1,24 +1,184 @@
-"""Chat V2 REST requests and responses (neo ``/chats/``, ``/turns/`` …). No I/O."""
+"""Chat V2 REST requests and responses (neo ``/chats/``, ``/chat/``, ``/turns/`` …). No I/O.
+
+Every parser first checks for an error reported inside a 2xx body (a ``neo_error`` object,
+or the plus-style ``{"status": "NOT_OK", "error": …}`` / ``{"error": …}``) and raises the
+typed error for it.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 
 from ..endpoints import Endpoints
+from ..errors import CaiError, NotFound, ServerError
 from ..models import Chat, Turn
 from .http import Request, decode
+from .neo import error_from_neo
 
-__all__ = ["parse_chats", "parse_turns_page", "recent_chats", "turns_page"]
+__all__ = [
+    "archive",
+    "check_body",
+    "copy_chat",
+    "create_annotation",
+    "get_chat",
+    "list_chats",
+    "locate_reply",
+    "parse_annotation_id",
+    "parse_chat",
+    "parse_chats",
+    "parse_new_chat_id",
+    "parse_turns_page",
+    "recent_chats",
+    "remove_annotation",
+    "remove_turns",
+    "rename",
+    "set_model",
+    "turns_page",
+]
 
 
-def turns_page(endpoints: Endpoints, chat_id: str, next_token: str | None = None) -> Request:
-    params = {"next_token": next_token} if next_token else None
-    return Request("GET", f"{endpoints.neo}/turns/{chat_id}/", params=params)
+# --- requests --------------------------------------------------------------------------------
+
+
+def turns_page(
+    endpoints: Endpoints,
+    chat_id: str,
+    next_token: str | None = None,
+    *,
+    pinned_only: bool = False,
+    all_candidates: bool = False,
+) -> Request:
+    """``GET /turns/{chat_id}/``: one page, newest first (§7.3)."""
+    params: dict[str, str] = {}
+    if next_token:
+        params["next_token"] = next_token
+    if pinned_only:
+        params["pinned_only"] = "true"
+    if all_candidates:
+        params["candidate_filter"] = "all"
+    return Request("GET", f"{endpoints.neo}/turns/{chat_id}/", params=params or None)
 
 
 def recent_chats(endpoints: Endpoints, character_id: str | None = None) -> Request:
     suffix = character_id if character_id else ""
     return Request("GET", f"{endpoints.neo}/chats/recent/{suffix}")
+
+
+def get_chat(endpoints: Endpoints, chat_id: str) -> Request:
+    return Request("GET", f"{endpoints.neo}/chat/{chat_id}/")
+
+
+def list_chats(endpoints: Endpoints, character_id: str) -> Request:
+    """``GET /chats/?character_ids=<id>``: every chat with one character (any order)."""
+    return Request("GET", f"{endpoints.neo}/chats/", params={"character_ids": character_id})
+
+
+def rename(endpoints: Endpoints, chat_id: str, name: str) -> Request:
+    return Request(
+        "PATCH", f"{endpoints.neo}/chat/{chat_id}/update_name", json={"name": name}, idempotent=True
+    )
+
+
+def archive(endpoints: Endpoints, chat_id: str, archived: bool) -> Request:
+    """``PATCH /chat/{id}/archive`` or ``/unarchive`` (body ``{}``)."""
+    action = "archive" if archived else "unarchive"
+    return Request("PATCH", f"{endpoints.neo}/chat/{chat_id}/{action}", json={}, idempotent=True)
+
+
+def set_model(endpoints: Endpoints, chat_id: str, model: str) -> Request:
+    return Request(
+        "PATCH",
+        f"{endpoints.neo}/chat/{chat_id}/preferred-model-type",
+        json={"preferred_model_type": model},
+        idempotent=True,
+    )
+
+
+def copy_chat(endpoints: Endpoints, chat_id: str, end_turn_id: str) -> Request:
+    """``POST /chat/{id}/copy``: a new chat with the turns up to and including the end turn."""
+    return Request(
+        "POST", f"{endpoints.neo}/chat/{chat_id}/copy", json={"end_turn_id": end_turn_id}
+    )
+
+
+def remove_turns(endpoints: Endpoints, chat_id: str, turn_ids: list[str]) -> Request:
+    """``POST /turns/{chat_id}/remove``: the web client's way to delete turns (§15.1)."""
+    return Request(
+        "POST",
+        f"{endpoints.neo}/turns/{chat_id}/remove",
+        json={"turn_ids": turn_ids},
+        # Deleting what is already gone changes nothing.
+        idempotent=True,
+    )
+
+
+def _annotation_target(chat_id: str, turn_id: str, candidate_id: str) -> dict[str, Any]:
+    return {"candidate_id": candidate_id, "turn_key": {"chat_id": chat_id, "turn_id": turn_id}}
+
+
+def create_annotation(
+    endpoints: Endpoints,
+    *,
+    chat_id: str,
+    turn_id: str,
+    candidate_id: str,
+    annotation_type: str,
+    value: int,
+) -> Request:
+    """``POST /annotation/create``: rate a candidate (``"star"`` 1–4, or a label with 1)."""
+    body = {
+        "annotation": {"annotation_type": annotation_type, "annotation_value": value},
+        **_annotation_target(chat_id, turn_id, candidate_id),
+    }
+    return Request("POST", f"{endpoints.neo}/annotation/create", json=body)
+
+
+def remove_annotation(
+    endpoints: Endpoints, *, annotation_id: str, chat_id: str, turn_id: str, candidate_id: str
+) -> Request:
+    body = {"annotation_id": annotation_id, **_annotation_target(chat_id, turn_id, candidate_id)}
+    return Request("POST", f"{endpoints.neo}/annotation/remove", json=body, idempotent=True)
+
+
+# --- responses -------------------------------------------------------------------------------
+
+
+class _Status(msgspec.Struct, kw_only=True):
+    command: str | None = None
+    comment: str = ""
+    error_code: int | None = None
+    sub_code: int | str | None = None
+    retry_after_seconds: float | None = None
+    status: str | None = None
+    error: Any = None
+
+
+def check_body(body: bytes, *, not_found: type[NotFound] = NotFound) -> None:
+    """Raise the typed error a 2xx body reports, if any; an empty or non-object body is fine."""
+    if not body.strip():
+        return
+    try:
+        status = msgspec.json.decode(body, type=_Status)
+    except msgspec.DecodeError:
+        return  # Not an object of that shape: nothing reported, the parser decides.
+    error: CaiError | None = None
+    if status.command == "neo_error":
+        error = error_from_neo(
+            status.comment,
+            error_code=status.error_code,
+            sub_code=status.sub_code,
+            retry_after=status.retry_after_seconds,
+        )
+    elif status.status == "NOT_OK" or status.error:
+        text = status.error if isinstance(status.error, str) else str(status.error or "NOT_OK")
+        error = ServerError(text, status=200, body=text)
+    if error is None:
+        return
+    if isinstance(error, NotFound) and not isinstance(error, not_found):
+        raise not_found(str(error))
+    raise error
 
 
 class _Meta(msgspec.Struct):
@@ -34,12 +194,63 @@ class _ChatsBody(msgspec.Struct):
     chats: list[Chat] | None = None
 
 
+class _ChatBody(msgspec.Struct):
+    chat: Chat | None = None
+
+
+class _CopyBody(msgspec.Struct):
+    new_chat_id: str
+
+
+class _AnnotationId(msgspec.Struct):
+    annotation_id: str
+
+
+class _AnnotationBody(msgspec.Struct):
+    annotation: _AnnotationId
+
+
 def parse_turns_page(body: bytes) -> tuple[list[Turn], str | None]:
     """One page of ``GET /turns/{chat_id}/``: turns newest first, and the next page's token."""
+    check_body(body)
     page = decode(body, _TurnsBody, "/turns/")
     return page.turns, page.meta.next_token or None
 
 
 def parse_chats(body: bytes) -> list[Chat]:
     """``{"chats": [...]}``; a missing or null list means no chats (PROTOCOL.md §7.3)."""
+    check_body(body)
     return decode(body, _ChatsBody, "/chats/").chats or []
+
+
+def parse_chat(body: bytes) -> Chat | None:
+    """``{"chat": Chat}`` → the chat; None when the body has none (an empty 200 of a PATCH)."""
+    check_body(body)
+    if not body.strip():
+        return None
+    return decode(body, _ChatBody, "/chat/").chat
+
+
+def parse_new_chat_id(body: bytes) -> str:
+    """``POST /chat/{id}/copy`` → ``{"new_chat_id"}``."""
+    check_body(body)
+    return decode(body, _CopyBody, "/chat/copy").new_chat_id
+
+
+def parse_annotation_id(body: bytes) -> str:
+    """``POST /annotation/create`` → ``{"annotation": {"annotation_id"}}``."""
+    check_body(body)
+    return decode(body, _AnnotationBody, "/annotation/create").annotation.annotation_id
+
+
+def locate_reply(turns: list[Turn], turn_id: str) -> tuple[bool, Turn | None]:
+    """Find the user's turn ``turn_id`` in a history page (newest first) and the character's
+    reply right after it: ``(found, reply or None)``. Used to recover a reply whose frames
+    were lost with the socket (docs/reliability.md)."""
+    for index, turn in enumerate(turns):
+        if turn.turn_key.turn_id == turn_id:
+            newer = turns[index - 1] if index > 0 else None
+            if newer is not None and not newer.author.is_human:
+                return True, newer
+            return True, None
+    return False, None

@@ -37,12 +37,19 @@ __all__ = [
     "TurnsRemoved",
     "UnknownFrame",
     "UpdateTurn",
+    "abort_generation",
     "create_and_generate_turn",
     "create_chat",
+    "create_turn",
+    "edit_turn_candidate",
     "error_from_frame",
     "error_from_malformed",
     "error_from_neo",
+    "generate_turn_candidate",
     "parse_frame",
+    "remove_turns",
+    "set_turn_pin",
+    "update_primary_candidate",
 ]
 
 log = logging.getLogger("caiclient.neo")
@@ -270,6 +277,31 @@ def create_chat(
     )
 
 
+def _turn_payload(
+    *,
+    chat_id: str,
+    character_id: str,
+    turn_id: str,
+    candidate_id: str,
+    author_id: str,
+    text: str,
+    user_name: str,
+) -> dict[str, Any]:
+    return {
+        "character_id": character_id,
+        "num_candidates": 1,
+        "tts_enabled": False,
+        "selected_language": "",
+        "user_name": user_name,
+        "turn": {
+            "turn_key": {"chat_id": chat_id, "turn_id": turn_id},
+            "author": {"author_id": author_id, "is_human": True, "name": user_name},
+            "candidates": [{"candidate_id": candidate_id, "raw_content": text}],
+            "primary_candidate_id": candidate_id,
+        },
+    }
+
+
 def create_and_generate_turn(
     *,
     request_id: str,
@@ -286,20 +318,130 @@ def create_and_generate_turn(
     The turn and candidate ids are chosen by the client, which makes a re-send of the same
     message recognisable ("create_and_generate_turn already exists").
     """
+    payload = _turn_payload(
+        chat_id=chat_id,
+        character_id=character_id,
+        turn_id=turn_id,
+        candidate_id=candidate_id,
+        author_id=author_id,
+        text=text,
+        user_name=user_name,
+    )
+    return _envelope("create_and_generate_turn", request_id, payload)
+
+
+def create_turn(
+    *,
+    request_id: str,
+    chat_id: str,
+    character_id: str,
+    turn_id: str,
+    candidate_id: str,
+    author_id: str,
+    text: str,
+    user_name: str = "",
+) -> bytes:
+    """Envelope of ``create_turn``: add the user's turn without generating a reply (§8.5;
+    same payload as ``create_and_generate_turn``, answered by the ``add_turn`` echo only)."""
+    payload = _turn_payload(
+        chat_id=chat_id,
+        character_id=character_id,
+        turn_id=turn_id,
+        candidate_id=candidate_id,
+        author_id=author_id,
+        text=text,
+        user_name=user_name,
+    )
+    return _envelope("create_turn", request_id, payload)
+
+
+# The 22 feedback counters the web client sends with every generation, all zero (§8.5).
+_ANNOTATION_COUNTERS = (
+    "boring",
+    "inaccurate",
+    "repetitive",
+    "out_of_character",
+    "bad_memory",
+    "long",
+    "short",
+    "ends_chat_early",
+    "funny",
+    "interesting",
+    "helpful",
+)
+
+
+def _previous_annotations() -> dict[str, int]:
+    counters: dict[str, int] = {}
+    for name in _ANNOTATION_COUNTERS:
+        counters[name] = 0
+        counters[f"not_{name}"] = 0
+    return counters
+
+
+def _turn_key(chat_id: str, turn_id: str) -> dict[str, str]:
+    return {"chat_id": chat_id, "turn_id": turn_id}
+
+
+def generate_turn_candidate(
+    *, request_id: str, chat_id: str, turn_id: str, character_id: str, user_name: str = ""
+) -> bytes:
+    """Envelope of ``generate_turn_candidate``: regenerate ("swipe") a character turn."""
     return _envelope(
-        "create_and_generate_turn",
+        "generate_turn_candidate",
         request_id,
         {
             "character_id": character_id,
-            "num_candidates": 1,
+            "turn_key": _turn_key(chat_id, turn_id),
             "tts_enabled": False,
             "selected_language": "",
             "user_name": user_name,
-            "turn": {
-                "turn_key": {"chat_id": chat_id, "turn_id": turn_id},
-                "author": {"author_id": author_id, "is_human": True, "name": user_name},
-                "candidates": [{"candidate_id": candidate_id, "raw_content": text}],
-                "primary_candidate_id": candidate_id,
-            },
+            "previous_annotations": _previous_annotations(),
         },
     )
+
+
+def edit_turn_candidate(
+    *, request_id: str, chat_id: str, turn_id: str, candidate_id: str, text: str
+) -> bytes:
+    """Envelope of ``edit_turn_candidate``: replace the text of candidate ``candidate_id``."""
+    return _envelope(
+        "edit_turn_candidate",
+        request_id,
+        {
+            "turn_key": _turn_key(chat_id, turn_id),
+            "current_candidate_id": candidate_id,
+            "new_candidate_raw_content": text,
+        },
+    )
+
+
+def update_primary_candidate(
+    *, request_id: str, chat_id: str, turn_id: str, candidate_id: str
+) -> bytes:
+    """Envelope of ``update_primary_candidate``: select a swipe; answered by ``ok``."""
+    return _envelope(
+        "update_primary_candidate",
+        request_id,
+        {"candidate_id": candidate_id, "turn_key": _turn_key(chat_id, turn_id)},
+    )
+
+
+def set_turn_pin(*, request_id: str, chat_id: str, turn_id: str, pinned: bool) -> bytes:
+    """Envelope of ``set_turn_pin``; answered by one ``update_turn`` with ``is_pinned``."""
+    return _envelope(
+        "set_turn_pin",
+        request_id,
+        {"is_pinned": pinned, "turn_key": _turn_key(chat_id, turn_id)},
+    )
+
+
+def remove_turns(*, request_id: str, chat_id: str, turn_ids: list[str]) -> bytes:
+    """Envelope of ``remove_turns`` (the older way to delete; answered by
+    ``remove_turns_response``)."""
+    return _envelope("remove_turns", request_id, {"chat_id": chat_id, "turn_ids": turn_ids})
+
+
+def abort_generation(*, request_id: str) -> bytes:
+    """Envelope of ``abort_generation``: ``request_id`` is the generation's own (§8.5)."""
+    return _envelope("abort_generation", request_id, {})
