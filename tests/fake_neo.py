@@ -40,6 +40,12 @@ async def fake_neo(
 ) -> AsyncIterator[tuple[str, list[str]]]:
     """Serve the script; yield the origin and the list of frames the client sent."""
     received: list[str] = []
+    human_turns: dict[str, list[dict[str, Any]]] = {}
+
+    async def turns(request: web.Request) -> web.Response:
+        # History holds the user's messages only: replies are never stored here.
+        stored = human_turns.get(request.match_info["chat_id"], [])
+        return web.json_response({"turns": stored[::-1], "meta": {"next_token": None}})
 
     async def user(request: web.Request) -> web.Response:
         if rest_status != 200:
@@ -56,6 +62,10 @@ async def fake_neo(
                 break
             received.append(message.data)
             frame = json.loads(message.data)
+            if frame.get("command") == "create_and_generate_turn":
+                turn = dict(frame["payload"]["turn"])
+                turn["author"] = {**turn["author"], "is_human": True}
+                human_turns.setdefault(turn["turn_key"]["chat_id"], []).append(turn)
             if frame:
                 await script(socket, frame)
         return socket
@@ -63,6 +73,7 @@ async def fake_neo(
     app = web.Application()
     app.router.add_get("/plus/chat/user/", user)
     app.router.add_get("/neo/ws/", ws)
+    app.router.add_get("/neo/turns/{chat_id}/", turns)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

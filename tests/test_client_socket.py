@@ -103,7 +103,11 @@ async def test_silent_server_times_out_and_the_client_stays_usable() -> None:
     assert turn.text == "late but fine"
 
 
-async def test_drop_mid_reply_fails_the_caller_with_disconnected() -> None:
+async def test_unrecoverable_drop_fails_the_caller_with_disconnected() -> None:
+    """The server drops the socket mid-reply and never stores the reply: after polling the
+    history until the deadline, the caller gets Disconnected (not a hang, not a wrong reply).
+    """
+
     async def script(ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
         partial = bot_turn(frame, "Half a rep", final=False)
         await ws.send_str(
@@ -113,9 +117,11 @@ async def test_drop_mid_reply_fails_the_caller_with_disconnected() -> None:
 
     async with fake_neo(script) as (origin, _), client_for(origin) as client:
         seen: list[str] = []
-        with pytest.raises(Disconnected):
-            async for chunk in client.chats.stream(CHAT, "tell me", timeout=5):
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(Disconnected, match="could not be recovered"):
+            async for chunk in client.chats.stream(CHAT, "tell me", timeout=1.0):
                 seen.append(chunk.delta)
+        assert asyncio.get_running_loop().time() - started < 3
     assert seen == ["Half a rep"]
 
 
@@ -156,3 +162,19 @@ async def test_close_fails_waiters_with_disconnected() -> None:
         await client.aclose()
         with pytest.raises(Disconnected):
             await asyncio.wait_for(task, 5)
+
+
+async def test_silent_socket_is_probed_dropped_and_reopened() -> None:
+    async def script(ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
+        return  # accepts the message, then never says anything again
+
+    async with (
+        fake_neo(script) as (origin, received),
+        client_for(origin, idle_timeout=0.4) as client,
+    ):
+        with pytest.raises(Disconnected):
+            await client.chats.send(CHAT, "hello?", timeout=1.5)
+        socket = client._core.socket
+        assert socket.drops >= 1
+        assert socket.connects >= 2  # reopened in the background
+    assert "{}" in received  # the probe went out before giving up on the socket

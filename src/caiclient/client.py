@@ -12,11 +12,12 @@ from ._api.personas import PersonasAPI
 from ._api.users import UsersAPI
 from ._api.v1 import V1API
 from ._api.voices import VoicesAPI
-from ._core import ClientCore, mask, normalise_token
+from ._core import ClientCore, ClientStats, mask, normalise_token
 from ._transport import HttpTransport
 from ._validate import check_timeout
 from .endpoints import Endpoints
 from .errors import ValidationError
+from .protocol.retry import Backoff, RetryPolicy
 
 __all__ = ["AsyncClient"]
 
@@ -28,8 +29,14 @@ class AsyncClient:
 
     ``token`` defaults to ``$CAI_TOKEN``; ``endpoints`` to :meth:`Endpoints.from_env` (the live
     service, or the origin in ``$CAI_BASE_URL``). ``timeout`` is the default deadline of every
-    call in seconds. Use it as ``async with AsyncClient(...) as client:`` or call
-    :meth:`aclose`.
+    call in seconds. ``retry`` says how REST calls are retried, ``reconnect`` how the chat
+    socket is reopened after a drop, and ``idle_timeout`` how long a socket may stay silent
+    while requests wait before it is treated as dead. ``rate_limit_wait`` (seconds, default 0:
+    off) lets a message refused by the service's rate limit wait out the ``retry_after`` it
+    was given, if no longer than that, and go again instead of raising ``RateLimited``.
+    ``impersonate`` is the browser whose TLS fingerprint curl_cffi presents (the live service
+    sits behind Cloudflare); ``proxy`` routes everything through a proxy URL. Use it as
+    ``async with AsyncClient(...) as client:`` or call :meth:`aclose`.
 
     Namespaces: ``account``, ``personas``, ``users``, ``characters``, ``chats``, ``voices``,
     ``images`` and ``v1`` (legacy Chat V1).
@@ -44,10 +51,15 @@ class AsyncClient:
         impersonate: str | None = "chrome",
         proxy: str | None = None,
         transport: HttpTransport | None = None,
+        retry: RetryPolicy | None = None,
+        reconnect: Backoff | None = None,
+        idle_timeout: float = 30.0,
+        rate_limit_wait: float = 0.0,
     ) -> None:
         if endpoints is not None and not isinstance(endpoints, Endpoints):
             raise ValidationError(f"endpoints must be an Endpoints, got {type(endpoints).__name__}")
         check_timeout(timeout)
+        check_timeout(idle_timeout)
         self._core = ClientCore(
             normalise_token(token),
             endpoints or Endpoints.from_env(),
@@ -55,6 +67,10 @@ class AsyncClient:
             impersonate=impersonate,
             proxy=proxy,
             transport=transport,
+            retry=retry,
+            reconnect=reconnect,
+            idle_timeout=idle_timeout,
+            rate_limit_wait=rate_limit_wait,
         )
         self.account = AccountAPI(self._core)
         self.personas = PersonasAPI(self._core)
@@ -68,6 +84,13 @@ class AsyncClient:
     @property
     def endpoints(self) -> Endpoints:
         return self._core.endpoints
+
+    @property
+    def stats(self) -> ClientStats:
+        """Counters of what the client did to keep working (reconnects, recovered replies…)."""
+        stats = self._core.stats
+        stats.reconnects = max(0, self._core.socket.connects - 1)
+        return stats
 
     def __repr__(self) -> str:
         return f"<AsyncClient token={mask(self._core.token)} neo={self._core.endpoints.neo}>"

@@ -32,6 +32,9 @@ __all__ = [
 T = TypeVar("T")
 
 
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """What to send: the transport turns it into bytes on the wire."""
@@ -40,8 +43,18 @@ class Request:
     url: str
     params: Mapping[str, str] | None = None
     json: Any = None
-    # Safe to send twice (GET and friends); the retry policy reads this.
-    idempotent: bool = True
+    # Safe to send twice? None means "by method": GET, HEAD, PUT, DELETE and OPTIONS are.
+    # Builders of POSTs that only read (searches, info lookups) say True explicitly.
+    idempotent: bool | None = None
+    # A multipart/form-data body instead of ``json``: parts as (field name, file name or
+    # None, content type or None, content).
+    multipart: tuple[tuple[str, str | None, str | None, bytes], ...] | None = None
+
+    @property
+    def is_idempotent(self) -> bool:
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.method.upper() in _IDEMPOTENT_METHODS
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +86,14 @@ class _NeoErrorBody(msgspec.Struct, kw_only=True):
     sub_code: int | str | None = None
     retry_after_seconds: float | None = None
     detail: str | None = None
-    error: str | None = None
+    # A string (Django) or an object with a "message" (Firebase, PROTOCOL.md §2.4.7).
+    error: str | dict[str, Any] | None = None
+    message: str | None = None
+
+    @property
+    def text(self) -> str:
+        error = self.error.get("message") if isinstance(self.error, dict) else self.error
+        return self.comment or self.detail or str(error or "") or self.message or ""
 
 
 def retry_after_seconds(value: str | None, *, now: float) -> float | None:
@@ -124,7 +144,7 @@ def error_for(
         body = msgspec.json.decode(response.body, type=_NeoErrorBody)
     except msgspec.DecodeError:
         body = _NeoErrorBody(comment=response.body[:200].decode("utf-8", "replace").strip())
-    text = body.comment or body.detail or body.error or ""
+    text = body.text
     if status == 401:
         return AuthError(f"the token was refused (HTTP 401): {text or 'Unauthorized'}")
     if status == 403:
