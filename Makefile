@@ -18,8 +18,8 @@ demo: $(STAMP)
 test: lint typecheck unit
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests $(wildcard benchmarks)
-	$(BIN)/ruff check src tests $(wildcard benchmarks)
+	$(BIN)/ruff format --check src tests scripts $(wildcard benchmarks)
+	$(BIN)/ruff check src tests scripts $(wildcard benchmarks)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
@@ -29,6 +29,13 @@ unit: $(STAMP)
 
 emulator: $(STAMP)
 	$(BIN)/cai emulator
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+.PHONY: bench-smoke
+bench-smoke: $(STAMP)
+	$(BIN)/python -m benchmarks --smoke --no-write
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,7 @@
 Start with :class:`AsyncClient`; every error is a :class:`CaiError` (see :mod:`caiclient.errors`).
 """
 
+from ._core import ClientStats
 from .client import AsyncClient
 from .endpoints import Endpoints
 from .errors import (
@@ -27,8 +28,27 @@ from .errors import (
     ValidationError,
     VoiceNotFound,
 )
-from .models import Author, Candidate, Chat, Turn, TurnKey, User
+from .models import (
+    Author,
+    Candidate,
+    Character,
+    CharacterShort,
+    Chat,
+    Persona,
+    PublicUser,
+    Settings,
+    Turn,
+    TurnKey,
+    User,
+    V1Chunk,
+    V1History,
+    V1Message,
+    Voice,
+    VoiceCreator,
+)
+from .protocol.retry import Backoff, RetryPolicy
 from .protocol.stream import ReplyAccumulator, ReplyChunk
+from .sync import Client
 
 __version__ = "0.1.0"
 
@@ -36,24 +56,33 @@ __all__ = [
     "AsyncClient",
     "AuthError",
     "Author",
+    "Backoff",
     "BlockedError",
     "CaiError",
     "Candidate",
+    "Character",
     "CharacterNotFound",
+    "CharacterShort",
     "Chat",
     "ChatNotFound",
+    "Client",
+    "ClientStats",
     "Disconnected",
     "Endpoints",
     "Filtered",
     "HistoryNotFound",
     "LoginRequired",
     "NotFound",
+    "Persona",
     "PersonaNotFound",
     "ProtocolError",
+    "PublicUser",
     "RateLimited",
     "ReplyAccumulator",
     "ReplyChunk",
+    "RetryPolicy",
     "ServerError",
+    "Settings",
     "Timeout",
     "TransportError",
     "Turn",
@@ -61,7 +90,12 @@ __all__ = [
     "TurnNotFound",
     "User",
     "UserNotFound",
+    "V1Chunk",
+    "V1History",
+    "V1Message",
     "ValidationError",
+    "Voice",
+    "VoiceCreator",
     "VoiceNotFound",
     "__version__",
 ]

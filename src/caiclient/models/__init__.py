@@ -7,4 +7,7 @@ Each area keeps its models in its own private module; this package re-exports th
 """
 
 from ._account import *  # noqa: F403
+from ._character import *  # noqa: F403
 from ._chat import *  # noqa: F403
+from ._media import *  # noqa: F403
+from ._v1 import *  # noqa: F403
