@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from caiclient import ReplyAccumulator
 from caiclient.models import Author, Candidate, Turn, TurnKey
 
@@ -62,3 +64,15 @@ def test_rewritten_text_is_flagged_not_duplicated() -> None:
         True,
         True,
     )
+
+
+def test_track_then_final_chunk_gives_the_whole_reply() -> None:
+    acc = ReplyAccumulator()
+    with pytest.raises(ValueError, match="not complete"):
+        acc.final_chunk()
+    acc.track(turn(("k", "Hel", False)))
+    assert not acc.final
+    acc.track(turn(("k", "Hello", True)))
+    acc.track(turn(("k", "Hello, ignored", True)))  # after the final frame: ignored
+    chunk = acc.final_chunk()
+    assert (chunk.delta, chunk.text, chunk.final) == ("Hello", "Hello", True)

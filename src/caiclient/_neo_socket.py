@@ -29,7 +29,18 @@ log = logging.getLogger("caiclient.neo")
 class Inbox:
     """The frames of one request, in arrival order, for exactly one consumer."""
 
-    __slots__ = ("_error", "_items", "_loop", "_socket", "_waiter", "request_id", "ws")
+    __slots__ = (
+        "_error",
+        "_expired",
+        "_items",
+        "_loop",
+        "_socket",
+        "_timer",
+        "_timer_at",
+        "_waiter",
+        "request_id",
+        "ws",
+    )
 
     def __init__(self, socket: NeoSocket, request_id: str, ws: WebSocket) -> None:
         self._socket = socket
@@ -37,6 +48,10 @@ class Inbox:
         self._items: deque[Event] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._error: CaiError | None = None
+        # One deadline timer per request, armed on the first wait (not one per frame).
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._expired = False
         self.request_id = request_id
         self.ws = ws
 
@@ -60,23 +75,36 @@ class Inbox:
             raise self._error
         await self.ws.send(frame)
 
+    def _on_deadline(self) -> None:
+        self._expired = True
+        self._wake()
+
     async def next(self, deadline: float) -> Event:
         """The next frame for this request; raises Timeout at ``deadline`` (loop time)."""
-        while not self._items:
+        items = self._items
+        while not items:
             if self._error is not None:
                 raise self._error
-            remaining = deadline - self._loop.time()
-            if remaining <= 0:
+            if deadline != self._timer_at:
+                self.close()
+                self._timer_at = deadline
+                self._expired = False
+                self._timer = self._loop.call_at(deadline, self._on_deadline)
+            if self._expired or self._loop.time() >= deadline:
                 raise Timeout(f"no answer to request {self.request_id} in time")
             waiter = self._loop.create_future()
             self._waiter = waiter
-            timer = self._loop.call_at(deadline, _expire, waiter)
             try:
                 await waiter
             finally:
-                timer.cancel()
                 self._waiter = None
-        return self._items.popleft()
+        return items.popleft()
+
+    def close(self) -> None:
+        """Stop the deadline timer (the socket unregisters the inbox itself)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     async def __aenter__(self) -> Inbox:
         return self
@@ -88,11 +116,6 @@ class Inbox:
         tb: TracebackType | None,
     ) -> None:
         self._socket.unregister(self)
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 class NeoSocket:
@@ -208,6 +231,7 @@ class NeoSocket:
         return inbox
 
     def unregister(self, inbox: Inbox) -> None:
+        inbox.close()
         if self._inboxes.get(inbox.request_id) is inbox:
             del self._inboxes[inbox.request_id]
 

@@ -64,6 +64,23 @@ class ReplyAccumulator:
                 return candidate
         return None
 
+    def track(self, turn: Turn) -> None:
+        """Take the next frame's turn without building a chunk (for callers that only want
+        the final turn)."""
+        if self.final:
+            return
+        candidate = self._candidate(turn)
+        if candidate is not None:
+            self.turn = turn
+            self._text = candidate.raw_content
+            self.final = candidate.is_final
+
+    def final_chunk(self) -> ReplyChunk:
+        """The whole reply as one final chunk; only valid once :attr:`final` is True."""
+        if not self.final or self.turn is None:
+            raise ValueError("the reply is not complete yet")
+        return ReplyChunk(delta=self._text, text=self._text, final=True, turn=self.turn)
+
     def feed(self, turn: Turn) -> ReplyChunk | None:
         """Take the next frame's turn; return the chunk to deliver, or None if nothing is new.
 
