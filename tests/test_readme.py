@@ -36,3 +36,28 @@ def test_readme_example_runs(name: str) -> None:
     assert done.returncode == 0, done.stderr
     assert EXPECTED[name] in done.stdout
     assert done.stderr == ""
+
+
+API_DOC = README.parent / "docs" / "api.md"
+API_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+# Complete programs only; the fragment at the top shows the shared set-up.
+API_EXAMPLES = [
+    b for b in API_BLOCK.findall(API_DOC.read_text(encoding="utf-8")) if "asyncio.run(" in b
+]
+
+
+def test_api_doc_has_an_example_per_area() -> None:
+    assert len(API_EXAMPLES) >= 6
+
+
+@pytest.mark.parametrize("index", range(len(API_EXAMPLES)))
+def test_api_doc_example_runs(index: int) -> None:
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", API_EXAMPLES[index]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip(), "the example printed nothing"
