@@ -39,21 +39,7 @@ R = TypeVar("R")
 
 # The feedback labels of the web client (the ``previous_annotations`` counters, §8.5).
 RATING_LABELS = frozenset(
-    f"{prefix}{name}"
-    for prefix in ("", "not_")
-    for name in (
-        "boring",
-        "inaccurate",
-        "repetitive",
-        "out_of_character",
-        "bad_memory",
-        "long",
-        "short",
-        "ends_chat_early",
-        "funny",
-        "interesting",
-        "helpful",
-    )
+    f"{prefix}{name}" for prefix in ("", "not_") for name in neo.ANNOTATION_COUNTERS
 )
 _MODEL_TYPE = re.compile(r"MODEL_TYPE_[A-Z0-9_]+")
 _EPOCH = datetime.min.replace(tzinfo=timezone.utc)

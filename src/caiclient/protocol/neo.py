@@ -356,7 +356,7 @@ def create_turn(
 
 
 # The 22 feedback counters the web client sends with every generation, all zero (§8.5).
-_ANNOTATION_COUNTERS = (
+ANNOTATION_COUNTERS = (
     "boring",
     "inaccurate",
     "repetitive",
@@ -373,7 +373,7 @@ _ANNOTATION_COUNTERS = (
 
 def _previous_annotations() -> dict[str, int]:
     counters: dict[str, int] = {}
-    for name in _ANNOTATION_COUNTERS:
+    for name in ANNOTATION_COUNTERS:
         counters[name] = 0
         counters[f"not_{name}"] = 0
     return counters
