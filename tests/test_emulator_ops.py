@@ -17,7 +17,9 @@ from caiclient.emulator.background import BackgroundEmulator
 
 SEED = {
     "users": [{"username": "alice", "name": "Alice", "token": "a1" * 20}],
-    "characters": [{"name": "Mira", "greeting": "Hi, I'm Mira.", "style": "sage"}],
+    "characters": [
+        {"name": "Mira", "greeting": "Hi, I'm Mira.", "style": "sage", "definition": "Kind."}
+    ],
 }
 
 
@@ -37,6 +39,7 @@ async def test_seed_adds_users_with_tokens_and_characters() -> None:
     async with Emulator(seed=SEED) as emu:
         mira = emu.character("Mira")
         assert len(mira.id) == 43
+        assert mira.definition == "Kind."
         async with AsyncClient("a1" * 20, endpoints=Endpoints.local(emu.url)) as alice:
             me = await alice.account.me()
             assert (me.username, me.name) == ("alice", "Alice")

@@ -16,6 +16,7 @@ import msgspec
 from .._core import ClientCore
 from .._validate import check_chat, check_id, check_text, check_timeout
 from ..errors import (
+    CaiError,
     CharacterNotFound,
     ChatNotFound,
     Disconnected,
@@ -465,23 +466,9 @@ class ChatsAPI:
                     if not every_chunk:
                         yield accumulator.final_chunk()
                     return
-                except Disconnected as exc:
-                    if core.closed:
-                        raise
-                    log.info("socket lost during a reply (%s); recovering it", exc)
-                except RateLimited as exc:
-                    wait = exc.retry_after
-                    if wait is None or wait > core.rate_limit_wait or accumulator.text:
-                        raise
-                    if asyncio.get_running_loop().time() + wait >= deadline:
-                        raise
-                    log.info("rate limited; waiting %.1f s as the server asked", wait)
-                    await asyncio.sleep(wait)
-                    continue
-                except ServerError as exc:
-                    # The re-sent message was already there: its reply is being generated.
-                    if not (resent and "already exists" in str(exc)):
-                        raise
+                except (Disconnected, RateLimited, ServerError) as exc:
+                    if await self._waited_out(exc, resent, accumulator, deadline):
+                        continue  # A rate limit we were allowed to wait for: send again.
                 reply = await self._recover_reply(chat.chat_id, turn_id, deadline)
                 if reply is None:  # The server never got the message: send it again.
                     resent = True
@@ -495,6 +482,26 @@ class ChatsAPI:
                 if last is not None:
                     yield last
                 return
+
+    async def _waited_out(
+        self, exc: CaiError, resent: bool, accumulator: ReplyAccumulator, deadline: float
+    ) -> bool:
+        """Decide what a failed send means. True: a rate limit was waited out, send again.
+        False: recover the reply from the history. Anything else is re-raised."""
+        core = self._core
+        if isinstance(exc, Disconnected) and not core.closed:
+            log.info("socket lost during a reply (%s); recovering it", exc)
+            return False
+        if isinstance(exc, RateLimited) and core.rate_limit_wait and not accumulator.text:
+            wait = exc.retry_after
+            loop = asyncio.get_running_loop()
+            if wait is not None and wait <= core.rate_limit_wait and loop.time() + wait < deadline:
+                log.info("rate limited; waiting %.1f s as the server asked", wait)
+                await asyncio.sleep(wait)
+                return True
+        if isinstance(exc, ServerError) and resent and "already exists" in str(exc):
+            return False  # The re-sent message was there after all: its reply is coming.
+        raise exc
 
     async def _recover_reply(self, chat_id: str, turn_id: str, deadline: float) -> Turn | None:
         """After the socket dropped mid-reply: the finished reply from history, or None when

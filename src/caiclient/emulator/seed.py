@@ -12,6 +12,7 @@ A seed is a mapping, or a JSON or TOML file holding one::
     greeting = "Hi, I'm Mira."    # required
     title = "A friendly guide"
     description = "…"
+    definition = "{{char}} is a guide who …"   # what the character is told about itself
     style = "sage"                # a built-in reply style: echo, sage, pirate, nova
 
 Applying a seed is idempotent: users and characters that already exist (for instance in a
@@ -47,6 +48,7 @@ class SeedCharacterSpec(msgspec.Struct, forbid_unknown_fields=True):
     greeting: str
     title: str = ""
     description: str = ""
+    definition: str = ""
     style: str = "sage"
 
 
@@ -105,6 +107,7 @@ def apply_seed(store: Store, seed: Seed) -> None:
             title=spec.title,
             greeting=spec.greeting,
             description=spec.description,
+            definition=spec.definition,
             avatar_file_name=avatars[spec.style],
             style=spec.style,
         )
