@@ -411,6 +411,22 @@ class SyncCharactersAPI:
         """
         return self._portal.call(self._api.vote, character, vote, timeout=timeout)
 
+    def report(
+        self,
+        character: Character | CharacterShort | str,
+        category: str,
+        comments: str = "",
+        *,
+        timeout: float | None = None,
+    ) -> str:
+        """Report a character to the moderators; return the report's id.
+
+        ``category`` is one of ``ABUSE, VIOLENCE, FALSITY, HATE, NSFW, SEX_HARASS, MINOR,
+        SELF_HARM, TERROR, ILLEGAL, DRUGS, PII, IMPERSONATE, SPAM`` (checked before sending).
+        Raises CharacterNotFound for an unknown character.
+        """
+        return self._portal.call(self._api.report, character, category, comments, timeout=timeout)
+
     def my_vote(
         self, character: Character | CharacterShort | str, *, timeout: float | None = None
     ) -> bool | None:

@@ -420,6 +420,31 @@ class CharactersAPI:
         body = await self._core.call(request, timeout=timeout, not_found=CharacterNotFound)
         proto.check_status(body, "vote")
 
+    async def report(
+        self,
+        character: Character | CharacterShort | str,
+        category: str,
+        comments: str = "",
+        *,
+        timeout: float | None = None,
+    ) -> str:
+        """Report a character to the moderators; return the report's id.
+
+        ``category`` is one of ``ABUSE, VIOLENCE, FALSITY, HATE, NSFW, SEX_HARASS, MINOR,
+        SELF_HARM, TERROR, ILLEGAL, DRUGS, PII, IMPERSONATE, SPAM`` (checked before sending).
+        Raises CharacterNotFound for an unknown character.
+        """
+        character_id = _ref_id(character)
+        if category not in proto.REPORT_CATEGORIES:
+            choices = ", ".join(sorted(proto.REPORT_CATEGORIES))
+            raise ValidationError(f"category must be one of {choices}; got {category!r}")
+        if not isinstance(comments, str) or len(comments) > 1000:
+            raise ValidationError("comments must be a str of at most 1000 characters")
+        check_timeout(timeout)
+        request = proto.report(self._core.endpoints, character_id, category, comments)
+        body = await self._core.call(request, timeout=timeout, not_found=CharacterNotFound)
+        return proto.parse_report_id(body)
+
     async def my_vote(
         self, character: Character | CharacterShort | str, *, timeout: float | None = None
     ) -> bool | None:

@@ -524,9 +524,60 @@ async def voted(request: web.Request) -> web.Response:
     return json_response({"vote": catalog.vote_of(user, character.id)})
 
 
+# The report categories of the web client (PROTOCOL.md §2.3).
+REPORT_CATEGORIES = frozenset(
+    [
+        "ABUSE",
+        "VIOLENCE",
+        "FALSITY",
+        "HATE",
+        "NSFW",
+        "SEX_HARASS",
+        "MINOR",
+        "SELF_HARM",
+        "TERROR",
+        "ILLEGAL",
+        "DRUGS",
+        "PII",
+        "IMPERSONATE",
+        "SPAM",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ReportRecord:
+    report_id: str
+    reporter_id: str
+    resource_id: str
+    type: str
+    category: str
+    comments: str
+    create_time: str
+
+
+async def create_report(request: web.Request) -> web.Response:
+    """``POST /report/create`` ``{"category", "comments", "reported_resource_id", "type"}``
+    (§6.4) → ``{"report": {"report_id"}}``. Only characters the caller can see are
+    reportable; anything else answers like a missing character."""
+    user = authenticate(request)
+    body = await _neo_object(request)
+    category, kind = body.get("category"), body.get("type", "CHARACTER")
+    comments = body.get("comments", "")
+    if category not in REPORT_CATEGORIES or kind != "CHARACTER" or not isinstance(comments, str):
+        raise ApiError(400, neo_error_body("Invalid report", 400))
+    character = _catalog(request).visible(user, body.get("reported_resource_id"))
+    if character is None:
+        raise ApiError(404, neo_error_body("Character not found", 404))
+    report = ReportRecord(new_id(), user.id, character.id, kind, category, comments, now_iso())
+    request.app[STATE].store.persist.put("report", report.report_id, report)
+    return json_response({"report": {"report_id": report.report_id}})
+
+
 def register(app: web.Application) -> None:
     """Add the info, create/update and vote routes (plus under ``/plus`` and ``/beta``)."""
     catalog_of(app)
+    app.router.add_post("/neo/report/create", create_report)
     app.router.add_post("/neo/character/v1/get_character_info", neo_character_info)
     app.router.add_post("/neo/character/v1/get_character_infos", neo_character_infos)
     for prefix in PREFIXES:

@@ -189,11 +189,10 @@ def _creators(catalog: Catalog) -> dict[str, tuple[str, list[SeedCharacter]]]:
     return creators
 
 
-@procedure("search.searchCreators")
-async def trpc_search_creators(call: TrpcCall) -> Any:
-    """``search.searchCreators``: creators of public characters whose username matches."""
-    catalog = _catalog_of_call(call)
-    query = _search_query(call).strip().casefold()
+def _matching_creators(catalog: Catalog, raw_query: str) -> list[dict[str, Any]]:
+    """Creators of public characters whose username contains the query, exact match first,
+    then by interactions."""
+    query = raw_query.strip().casefold()
     found: list[tuple[bool, int, dict[str, Any]]] = []
     for creator_id, (username, characters) in _creators(catalog).items():
         if not query or query not in username.casefold():
@@ -208,8 +207,19 @@ async def trpc_search_creators(call: TrpcCall) -> Any:
         }
         found.append((username.casefold() != query, -interactions, entry))
     found.sort(key=lambda f: (f[0], f[1]))
-    creators = [entry for _, _, entry in found]
-    return {"creators": creators}
+    return [entry for _, _, entry in found]
+
+
+@procedure("search.searchCreators")
+async def trpc_search_creators(call: TrpcCall) -> Any:
+    """``search.searchCreators``: creators of public characters whose username matches."""
+    return {"creators": _matching_creators(_catalog_of_call(call), _search_query(call))}
+
+
+async def neo_search_creators(request: web.Request) -> web.Response:
+    """``GET /search/v1/creator?query=`` (§4.3, CN): the same creators as the tRPC search."""
+    query = request.query.get("query", "")
+    return json_response({"creators": _matching_creators(_catalog(request), query)})
 
 
 # ---- search: neo (2025-06 …) -------------------------------------------------------------------
@@ -415,6 +425,7 @@ def register(app: web.Application) -> None:
     catalog_of(app)
     get = app.router.add_get
     get("/neo/search/v1/character", neo_search)
+    get("/neo/search/v1/creator", neo_search_creators)
     get("/neo/search/v1/query/popular", popular_queries)
     get("/neo/search/v1/query/trending", trending_queries)
     get("/neo/search/v1/query/autocomplete", autocomplete)

@@ -132,6 +132,50 @@ def vote(endpoints: Endpoints, character_id: str, value: bool | None) -> Request
     return Request("POST", url, json=body, idempotent=True)
 
 
+# Report categories of the web client (PROTOCOL.md §2.3).
+REPORT_CATEGORIES = frozenset(
+    [
+        "ABUSE",
+        "VIOLENCE",
+        "FALSITY",
+        "HATE",
+        "NSFW",
+        "SEX_HARASS",
+        "MINOR",
+        "SELF_HARM",
+        "TERROR",
+        "ILLEGAL",
+        "DRUGS",
+        "PII",
+        "IMPERSONATE",
+        "SPAM",
+    ]
+)
+
+
+def report(endpoints: Endpoints, character_id: str, category: str, comments: str) -> Request:
+    """``POST neo /report/create`` (§6.4)."""
+    body = {
+        "category": category,
+        "comments": comments,
+        "reported_resource_id": character_id,
+        "type": "CHARACTER",
+    }
+    return Request("POST", f"{endpoints.neo}/report/create", json=body)
+
+
+class _ReportId(msgspec.Struct):
+    report_id: str
+
+
+class _ReportBody(msgspec.Struct):
+    report: _ReportId
+
+
+def parse_report_id(body: bytes) -> str:
+    return decode(body, _ReportBody, "/report/create").report.report_id
+
+
 def voted(endpoints: Endpoints, character_id: str) -> Request:
     return Request("GET", f"{endpoints.plus}/chat/character/{character_id}/voted/")
 
