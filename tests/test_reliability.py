@@ -206,3 +206,20 @@ async def test_token_never_reaches_logs_or_errors(
     assert caplog.records  # the run did log
     assert emu.token not in text
     assert "0" * 40 not in text
+
+
+async def test_first_chunk_timeout_is_separate_from_the_total(emu: Emulator) -> None:
+    async with AsyncClient(
+        emu.token, endpoints=Endpoints.local(emu.url), first_chunk_timeout=0.3
+    ) as client:
+        chat = await _echo_chat(emu, client)
+        emu.faults.delay_frames(1.0, frames=1)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(Timeout):
+            await client.chats.send(chat, "first frame is late", timeout=10)
+        assert asyncio.get_running_loop().time() - started < 1.0
+        # A slow but steady reply is fine: only the first frame has the tight deadline.
+        emu.chunk_delay = 0.1
+        other = await _echo_chat(emu, client)  # the first chat is still busy server-side
+        reply = await client.chats.send(other, "slow and steady", timeout=10)
+        assert reply.text.startswith("slow and steady")

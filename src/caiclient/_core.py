@@ -71,8 +71,10 @@ class ClientCore:
         reconnect: Backoff | None = None,
         idle_timeout: float = 30.0,
         rate_limit_wait: float = 0.0,
+        first_chunk_timeout: float | None = None,
     ) -> None:
         self.token = token
+        self.first_chunk_timeout = first_chunk_timeout
         self.rate_limit_wait = rate_limit_wait
         self.retry = retry or RetryPolicy()
         self.stats = ClientStats()

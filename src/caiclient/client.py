@@ -34,6 +34,8 @@ class AsyncClient:
     while requests wait before it is treated as dead. ``rate_limit_wait`` (seconds, default 0:
     off) lets a message refused by the service's rate limit wait out the ``retry_after`` it
     was given, if no longer than that, and go again instead of raising ``RateLimited``.
+    ``first_chunk_timeout`` (seconds, default None: only ``timeout``) bounds the wait for a
+    reply's first frame separately from the whole reply.
     ``impersonate`` is the browser whose TLS fingerprint curl_cffi presents (the live service
     sits behind Cloudflare); ``proxy`` routes everything through a proxy URL. Use it as
     ``async with AsyncClient(...) as client:`` or call :meth:`aclose`.
@@ -55,11 +57,13 @@ class AsyncClient:
         reconnect: Backoff | None = None,
         idle_timeout: float = 30.0,
         rate_limit_wait: float = 0.0,
+        first_chunk_timeout: float | None = None,
     ) -> None:
         if endpoints is not None and not isinstance(endpoints, Endpoints):
             raise ValidationError(f"endpoints must be an Endpoints, got {type(endpoints).__name__}")
         check_timeout(timeout)
         check_timeout(idle_timeout)
+        check_timeout(first_chunk_timeout)
         self._core = ClientCore(
             normalise_token(token),
             endpoints or Endpoints.from_env(),
@@ -71,6 +75,7 @@ class AsyncClient:
             reconnect=reconnect,
             idle_timeout=idle_timeout,
             rate_limit_wait=rate_limit_wait,
+            first_chunk_timeout=first_chunk_timeout,
         )
         self.account = AccountAPI(self._core)
         self.personas = PersonasAPI(self._core)

@@ -983,6 +983,7 @@ class Client:
         reconnect: Backoff | None = None,
         idle_timeout: float = 30.0,
         rate_limit_wait: float = 0.0,
+        first_chunk_timeout: float | None = None,
     ) -> None:
         self._async = AsyncClient(
             token,
@@ -995,6 +996,7 @@ class Client:
             reconnect=reconnect,
             idle_timeout=idle_timeout,
             rate_limit_wait=rate_limit_wait,
+            first_chunk_timeout=first_chunk_timeout,
         )
         self._portal = Portal()
         # Closing on garbage collection stops the loop thread; the finalizer holds

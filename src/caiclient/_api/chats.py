@@ -438,6 +438,9 @@ class ChatsAPI:
         )
         accumulator = ReplyAccumulator()
         socket = core.socket
+        first_deadline = deadline
+        if core.first_chunk_timeout is not None:
+            first_deadline = min(deadline, core.deadline(core.first_chunk_timeout))
         async with self._chat_locks.hold(chat.chat_id):
             resent = False
             while True:
@@ -448,7 +451,9 @@ class ChatsAPI:
                     try:
                         await inbox.send(frame)
                         while not accumulator.final:
-                            event = await inbox.next(deadline)
+                            # Until the reply's first frame, the tighter first-chunk deadline.
+                            started = accumulator.turn is not None
+                            event = await inbox.next(deadline if started else first_deadline)
                             if isinstance(event, (neo.UpdateTurn, neo.AddTurn)):
                                 turn = event.turn
                                 if turn.turn_key.turn_id == turn_id:
