@@ -14,7 +14,7 @@ from types import TracebackType
 
 from aiohttp import WSCloseCode, web
 
-from . import account, auth, catalog, discovery, media, neo_rest, neo_ws, trpc, v1
+from . import account, auth, catalog, discovery, media, neo_rest, neo_ws, rooms, trpc, v1
 from ._http import error_middleware
 from .characters import SeedCharacter
 from .faults import Faults, fault_middleware
@@ -36,6 +36,7 @@ AREAS: tuple[Callable[[web.Application], None], ...] = (
     discovery.register,
     media.register,
     auth.register,
+    rooms.register,
     v1.register,
 )
 
