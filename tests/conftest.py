@@ -5,6 +5,7 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 
 from caiclient import AsyncClient, Client, Endpoints
@@ -15,6 +16,13 @@ from caiclient.emulator import Emulator
 async def emu() -> AsyncIterator[Emulator]:
     async with Emulator(chunk_delay=0.0) as emulator:
         yield emulator
+
+
+@pytest.fixture
+async def http(emu: Emulator) -> AsyncIterator[aiohttp.ClientSession]:
+    """aiohttp's own client, for testing the emulator without caiclient in the way."""
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 class _ThreadedIterator:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,18 +32,6 @@ DEFAULT_SETTINGS = {
     "proactiveDmOptedOut": False,
     "outputStylePreferences": {"bannedWords": []},
 }
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(chunk_delay=0.0) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def http(emu: Emulator) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def auth(token: str) -> dict[str, str]:

@@ -25,18 +25,6 @@ WS = aiohttp.ClientWebSocketResponse
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(chunk_delay=0.0) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def http(emu: Emulator) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 async def ws(emu: Emulator, http: aiohttp.ClientSession) -> AsyncIterator[WS]:
     async with http.ws_connect(f"{emu.url}/neo/ws/", headers=cookie(emu.token)) as sock:
         yield sock

@@ -8,7 +8,6 @@ import json
 import re
 import struct
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -106,18 +105,6 @@ def webp_colour(data: bytes) -> tuple[int, int, int, int, int]:
 
 
 # ---- fixtures and helpers -----------------------------------------------------------------
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(chunk_delay=0.0) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def http(emu: Emulator) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def auth(token: str) -> dict[str, str]:

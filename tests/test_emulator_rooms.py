@@ -56,12 +56,6 @@ async def emu() -> AsyncIterator[Emulator]:
         yield emulator
 
 
-@pytest.fixture
-async def http(emu: Emulator) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Token {token}"}
 

@@ -26,18 +26,6 @@ NEO_404 = {
 }
 
 
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(chunk_delay=0.0) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def http(emu: Emulator) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Token {token}"}
 

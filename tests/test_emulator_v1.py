@@ -7,7 +7,6 @@ import itertools
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +36,6 @@ MESSAGE_KEYS = {
 }
 CHUNK_KEYS = {"replies", "src_char", "is_final_chunk", "last_user_msg_id", "last_user_msg_uuid"}
 NO_HISTORY = "there is no history between user and character"
-
-
-@pytest.fixture
-async def http(emu: Emulator) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def auth(token: str) -> dict[str, str]:
