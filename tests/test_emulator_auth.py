@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from caiclient.emulator import Emulator
-from caiclient.emulator import auth as emu_auth
+from caiclient.emulator.auth import routes as emu_auth
 
 KEY = "AIzaSyAbLy_s6hJqVNr2ZN0UHHiCbJX1X8smTws"
 HEX40 = re.compile(r"^[0-9a-f]{40}$")

@@ -15,8 +15,8 @@ import pytest
 
 from caiclient.emulator import Emulator, SeedCharacter
 from caiclient.emulator.characters import split_cumulative
-from caiclient.emulator.rooms_socket import split_objects
-from caiclient.emulator.rooms_store import room_store
+from caiclient.emulator.rooms.socket import split_objects
+from caiclient.emulator.rooms.store import room_store
 
 ROOM_KEYS = {
     "id",

@@ -7,6 +7,6 @@ Every live host lives under a path prefix of one origin: ``/plus``, ``/beta``, `
 from __future__ import annotations
 
 from .app import Emulator, serve
-from .characters import SeedCharacter
+from .characters.cast import SeedCharacter
 
 __all__ = ["Emulator", "SeedCharacter", "serve"]

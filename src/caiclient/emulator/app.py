@@ -14,16 +14,23 @@ from types import TracebackType
 
 from aiohttp import WSCloseCode, web
 
-from . import account, auth, catalog, discovery, media, neo_rest, neo_ws, rooms, trpc, v1
+from . import media, trpc
 from ._http import error_middleware
-from .characters import SeedCharacter
+from .account import routes as account
+from .auth import routes as auth
+from .characters import catalog, discovery
+from .characters.cast import SeedCharacter
+from .chat import rest as neo_rest
+from .chat import ws as neo_ws
 from .faults import Faults, fault_middleware
 from .faults import register as register_faults
 from .filters import Filters
 from .persist import Persistence
+from .rooms import rest as rooms
 from .seed import SeedSource, apply_seed, load_seed
 from .state import STATE, State
 from .store import Store
+from .v1 import routes as v1
 
 __all__ = ["AREAS", "Emulator", "build_app", "serve"]
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import msgspec
 
-from .characters import CAST, SeedCharacter, character_id
+from .characters.cast import CAST, SeedCharacter, character_id
 from .store import Store
 
 __all__ = ["Seed", "SeedSource", "apply_seed", "load_seed"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from .characters import CAST, SeedCharacter
+from .characters.cast import CAST, SeedCharacter
 from .filters import Filters, RateLimits
 from .persist import Persistence
 from .wire import Chat, Turn, TurnKey

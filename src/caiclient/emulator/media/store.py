@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from .store import Store, User
+from ..store import Store, User
 
 __all__ = [
     "MEDIA",

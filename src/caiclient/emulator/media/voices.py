@@ -12,15 +12,15 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from ._account_store import ACCOUNT
-from ._http import ApiError, authenticate, json_response, neo_error_body, read_json
-from ._util import new_id, now_iso
-from .media_files import silent_mp3, sniff_audio
-from .media_http import FormError, origin, read_form
-from .media_store import MEDIA, MediaStore, VoiceRecord, voice_payload
-from .plus_rest import PREFIXES
-from .state import STATE
-from .store import User
+from .._http import ApiError, authenticate, json_response, neo_error_body, read_json
+from .._util import new_id, now_iso
+from ..account.store import ACCOUNT
+from ..plus_rest import PREFIXES
+from ..state import STATE
+from ..store import User
+from .files import silent_mp3, sniff_audio
+from .forms import FormError, origin, read_form
+from .store import MEDIA, MediaStore, VoiceRecord, voice_payload
 
 __all__ = ["MAX_AUDIO_BYTES", "overrides_of", "register"]
 

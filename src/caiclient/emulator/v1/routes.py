@@ -22,11 +22,11 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from ._http import ApiError, authenticate, json_response, read_json
-from ._util import b64url, new_id, now_iso
-from .characters import SeedCharacter, split_cumulative
-from .state import STATE
-from .store import Store, User
+from .._http import ApiError, authenticate, json_response, read_json
+from .._util import b64url, new_id, now_iso
+from ..characters.cast import SeedCharacter, split_cumulative
+from ..state import STATE
+from ..store import Store, User
 
 __all__ = [
     "DEFAULT_GUEST_LIMIT",

@@ -15,12 +15,12 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from ._http import ApiError, authenticate, json_response, neo_error_body
+from .._http import ApiError, authenticate, json_response, neo_error_body
+from ..state import STATE
+from ..store import User
+from ..trpc import TrpcCall, TrpcError, procedure
+from .cast import SeedCharacter
 from .catalog import CURATED_CATEGORIES, NOT_FOUND, Catalog, catalog_of, epoch_seconds
-from .characters import SeedCharacter
-from .state import STATE
-from .store import User
-from .trpc import TrpcCall, TrpcError, procedure
 
 __all__ = ["AVAILABLE_MODELS", "TAGS", "rank", "register", "score"]
 

@@ -35,11 +35,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import msgspec
 from aiohttp import web
 
-from ._http import ApiError, json_response
-from ._util import b64url, new_id, now_iso
-from .state import STATE
-from .store import Store, User
-from .trpc import TrpcCall, TrpcError, procedure
+from .._http import ApiError, json_response
+from .._util import b64url, new_id, now_iso
+from ..state import STATE
+from ..store import Store, User
+from ..trpc import TrpcCall, TrpcError, procedure
 
 __all__ = [
     "AUTH_STORE",

@@ -20,13 +20,12 @@ from typing import Any
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ._util import encode, new_id, now_iso
-from .characters import SeedCharacter, split_cumulative
-from .neo_ws import ws_user
-from .rooms_store import RoomRecord, RoomStore, room_store
-from .state import STATE, State
-from .store import Store, User
-from .wire import (
+from .._util import encode, new_id, now_iso
+from ..characters.cast import SeedCharacter, split_cumulative
+from ..chat.ws import ws_user
+from ..state import STATE, State
+from ..store import Store, User
+from ..wire import (
     GENERATION_MODE,
     Author,
     Candidate,
@@ -40,6 +39,7 @@ from .wire import (
     WireTurn,
     WireTurnKey,
 )
+from .store import RoomRecord, RoomStore, room_store
 
 __all__ = ["ROOM_INFO", "RoomEvent", "Session", "split_objects", "websocket"]
 

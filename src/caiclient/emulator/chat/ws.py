@@ -17,13 +17,13 @@ from typing import Any
 import msgspec
 from aiohttp import WSMsgType, web
 
-from ._http import token_from_header
-from ._util import encode, new_id, now_iso
-from .characters import SeedCharacter, split_cumulative
-from .faults import FAULTS, SEND_NORMALLY, FaultAction, Faults
-from .state import STATE, State
-from .store import ChatRecord, Store, User
-from .wire import (
+from .._http import token_from_header
+from .._util import encode, new_id, now_iso
+from ..characters.cast import SeedCharacter, split_cumulative
+from ..faults import FAULTS, SEND_NORMALLY, FaultAction, Faults
+from ..state import STATE, State
+from ..store import ChatRecord, Store, User
+from ..wire import (
     CHAT_INFO,
     GENERATION_MODE,
     Author,

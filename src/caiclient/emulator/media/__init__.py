@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import media_images, media_voices
-from .media_store import MEDIA, MediaStore
-from .state import STATE
+from ..state import STATE
+from . import images as media_images
+from . import voices as media_voices
+from .store import MEDIA, MediaStore
 
 __all__ = ["MEDIA", "MediaStore", "register"]
 

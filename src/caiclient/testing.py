@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from .app import Emulator
-from .background import BackgroundEmulator
+from .emulator.app import Emulator
+from .emulator.background import BackgroundEmulator
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -42,8 +42,8 @@ except ImportError:  # pragma: no cover - depends on the user's environment
         pytest.skip("the cai_client fixture needs pytest-asyncio")
 
 else:
-    from ..client import AsyncClient
-    from ..endpoints import Endpoints
+    from .client import AsyncClient
+    from .endpoints import Endpoints
 
     @pytest_asyncio.fixture
     async def cai_client(cai_emulator: Emulator) -> AsyncIterator[AsyncClient]:  # type: ignore[misc]

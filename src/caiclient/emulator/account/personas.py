@@ -13,10 +13,10 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from ._account_store import ACCOUNT, AccountStore, PersonaRecord, new_external_id
-from ._http import ApiError, authenticate, json_response, read_json
-from ._util import new_id
-from .store import User
+from .._http import ApiError, authenticate, json_response, read_json
+from .._util import new_id
+from ..store import User
+from .store import ACCOUNT, AccountStore, PersonaRecord, new_external_id
 
 __all__ = ["add_routes", "persona_full", "persona_short"]
 

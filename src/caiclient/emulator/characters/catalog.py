@@ -21,11 +21,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ._http import ApiError, authenticate, json_response, neo_error_body, read_json
-from ._util import b64url, new_id, now_iso
-from .characters import GENERIC_STYLE, SeedCharacter
-from .state import STATE
-from .store import Store, User
+from .._http import ApiError, authenticate, json_response, neo_error_body, read_json
+from .._util import b64url, new_id, now_iso
+from ..state import STATE
+from ..store import Store, User
+from .cast import GENERIC_STYLE, SeedCharacter
 
 __all__ = [
     "CATALOG",

@@ -17,10 +17,10 @@ from typing import Any, Protocol
 
 import msgspec
 
-from ._util import b64url, encode, new_id
-from .characters import SeedCharacter
-from .store import Store, User
-from .wire import Turn
+from .._util import b64url, encode, new_id
+from ..characters.cast import SeedCharacter
+from ..store import Store, User
+from ..wire import Turn
 
 __all__ = [
     "CHARACTER_LIMIT",

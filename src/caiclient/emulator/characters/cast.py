@@ -13,7 +13,7 @@ from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ._util import b64url
+from .._util import b64url
 
 __all__ = [
     "CAST",

@@ -15,13 +15,13 @@ from typing import Annotated, Any
 import msgspec
 from aiohttp import web
 
+from .._http import authenticate, json_response, read_json
+from ..characters.cast import SeedCharacter
+from ..plus_rest import PREFIXES
+from ..state import STATE
+from ..store import User
 from . import personas
-from ._account_store import ACCOUNT, AccountStore, SettingsRecord
-from ._http import authenticate, json_response, read_json
-from .characters import SeedCharacter
-from .plus_rest import PREFIXES
-from .state import STATE
-from .store import User
+from .store import ACCOUNT, AccountStore, SettingsRecord
 
 __all__ = ["PUBLIC_PAGE_SIZE", "register", "user_payload"]
 

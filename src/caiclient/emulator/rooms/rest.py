@@ -12,11 +12,14 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from ._http import ApiError, authenticate, json_response, neo_error_body, read_json
-from ._util import new_id, now_iso
-from .characters import SeedCharacter
-from .rooms_socket import websocket
-from .rooms_store import (
+from .._http import ApiError, authenticate, json_response, neo_error_body, read_json
+from .._util import new_id, now_iso
+from ..characters.cast import SeedCharacter
+from ..state import STATE
+from ..store import User
+from ..wire import Author, Candidate, Turn, TurnKey
+from .socket import websocket
+from .store import (
     CHARACTER_LIMIT,
     ROLE_MEMBER,
     ROLE_OWNER,
@@ -27,9 +30,6 @@ from .rooms_store import (
     RoomStore,
     room_store,
 )
-from .state import STATE
-from .store import User
-from .wire import Author, Candidate, Turn, TurnKey
 
 __all__ = ["ROOMS", "register", "room_view"]
 

@@ -17,15 +17,15 @@ from typing import Any
 
 from aiohttp import web
 
-from ._http import ApiError, authenticate, json_response, read_json
-from ._util import new_id
-from .media_files import IMAGE_TYPES, colour_for, sniff_image, solid_webp
-from .media_http import FormError, origin, read_form
-from .media_store import MEDIA, ImageRecord, MediaStore
-from .plus_rest import PREFIXES
-from .state import STATE
-from .store import User
-from .trpc import TrpcCall, TrpcError, procedure
+from .._http import ApiError, authenticate, json_response, read_json
+from .._util import new_id
+from ..plus_rest import PREFIXES
+from ..state import STATE
+from ..store import User
+from ..trpc import TrpcCall, TrpcError, procedure
+from .files import IMAGE_TYPES, colour_for, sniff_image, solid_webp
+from .forms import FormError, origin, read_form
+from .store import MEDIA, ImageRecord, MediaStore
 
 __all__ = ["MAX_CANDIDATES", "MAX_IMAGE_BYTES", "register"]
 

@@ -14,11 +14,11 @@ from urllib.parse import parse_qsl
 import msgspec
 from aiohttp import web
 
-from ._http import ApiError, authenticate, json_response, neo_error_body, read_json
-from ._util import b64url, b64url_decode, new_id, now_iso
-from .state import STATE
-from .store import Annotation, ChatRecord, Store, User
-from .wire import Chat, Turn, WireTurnKey, pin_view
+from .._http import ApiError, authenticate, json_response, neo_error_body, read_json
+from .._util import b64url, b64url_decode, new_id, now_iso
+from ..state import STATE
+from ..store import Annotation, ChatRecord, Store, User
+from ..wire import Chat, Turn, WireTurnKey, pin_view
 
 __all__ = ["PAGE_SIZE", "register"]
 

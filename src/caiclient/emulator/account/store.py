@@ -14,8 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ._util import b64url, new_id
-from .store import Store, User
+from .._util import b64url, new_id
+from ..store import Store, User
 
 __all__ = ["ACCOUNT", "AccountStore", "PersonaRecord", "SettingsRecord"]
 
