@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from caiclient.emulator import Emulator
-from caiclient.emulator.auth import routes as emu_auth
+from caiclient.emulator.auth import AUTH
 
 KEY = "AIzaSyAbLy_s6hJqVNr2ZN0UHHiCbJX1X8smTws"
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
@@ -235,11 +235,9 @@ async def test_sign_in_errors(
     assert (status, answer["error"]["message"]) == (400, message)
 
 
-async def test_expired_code(
-    emu: Emulator, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_expired_code(emu: Emulator, http: aiohttp.ClientSession) -> None:
     code = await code_for(http, emu, "me@example.com")
-    monkeypatch.setattr(emu_auth, "CODE_TTL", -1.0)
+    emu.app[AUTH].code_ttl = -1.0
     status, answer = await post_json(
         http, firebase(emu, "signInWithEmailLink"), {"email": "me@example.com", "oobCode": code}
     )

@@ -15,8 +15,8 @@ import pytest
 
 from caiclient.emulator import Emulator, SeedCharacter
 from caiclient.emulator.characters import split_cumulative
+from caiclient.emulator.rooms import ROOMS
 from caiclient.emulator.rooms.socket import split_objects
-from caiclient.emulator.rooms.store import room_store
 
 ROOM_KEYS = {
     "id",
@@ -416,7 +416,7 @@ async def test_commands_before_connect_are_unauthorized(
 async def test_server_pings_and_closes_without_pong(
     emu: Emulator, http: aiohttp.ClientSession
 ) -> None:
-    room_store(emu.store).ping_interval = 0.05
+    emu.app[ROOMS].ping_interval = 0.05
     ws = await open_socket(http, emu, emu.token)
     try:
         for _ in range(3):

@@ -14,6 +14,7 @@ from .state import STATE
 from .store import User
 
 __all__ = [
+    "DJANGO_PREFIXES",
     "ApiError",
     "authenticate",
     "error_middleware",
@@ -23,6 +24,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("caiclient.emulator")
+
+DJANGO_PREFIXES = ("/plus", "/beta")
+"""``plus.character.ai`` and ``beta.character.ai`` serve the same Django app, so every area
+registers its Django routes under both prefixes."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -2,7 +2,9 @@
 
 ``https://neo.character.ai/chats/recent/`` ↔ ``http://127.0.0.1:PORT/neo/chats/recent/`` and
 likewise ``/plus``, ``/beta``, ``/web``, ``/identitytoolkit`` (DESIGN.md "Endpoints").
-Each area module exposes ``register(app)``; add new areas to :data:`AREAS`.
+Each area package (``account``, ``auth``, ``characters``, ``chat``, ``media``, ``rooms``,
+``v1``) exposes ``register(app)``, which puts its store on the app under the area's AppKey
+and adds its routes; add new areas to :data:`AREAS`.
 """
 
 from __future__ import annotations
@@ -14,35 +16,26 @@ from types import TracebackType
 
 from aiohttp import WSCloseCode, web
 
-from . import media, trpc
+from . import account, auth, characters, chat, media, rooms, trpc, v1
 from ._http import error_middleware
-from .account import routes as account
-from .auth import routes as auth
-from .characters import catalog, discovery
-from .characters.cast import SeedCharacter
-from .chat import rest as neo_rest
-from .chat import ws as neo_ws
+from .auth import AUTH, Mail
+from .characters import SeedCharacter
 from .faults import Faults, fault_middleware
 from .faults import register as register_faults
 from .filters import Filters
 from .persist import Persistence
-from .rooms import rest as rooms
 from .seed import SeedSource, apply_seed, load_seed
 from .state import STATE, State
 from .store import Store
-from .v1 import routes as v1
 
 __all__ = ["AREAS", "Emulator", "build_app", "serve"]
 
 AREAS: tuple[Callable[[web.Application], None], ...] = (
     account.register,
-    neo_rest.register,
-    neo_ws.register,
-    trpc.register,
-    catalog.register,
-    discovery.register,
-    media.register,
     auth.register,
+    characters.register,
+    chat.register,
+    media.register,
     rooms.register,
     v1.register,
 )
@@ -56,6 +49,7 @@ def build_app(state: State, faults: Faults | None = None) -> web.Application:
     )
     app[STATE] = state
     register_faults(app, faults or Faults())
+    trpc.register(app)
     for register in AREAS:
         register(app)
     app.on_shutdown.append(_close_sockets)
@@ -106,6 +100,9 @@ class Emulator:
         self.state = State(
             self.store, chunk_delay=_check_delay(chunk_delay), chunks=_check_chunks(chunks)
         )
+        self.app = build_app(self.state, self.faults)
+        """The aiohttp application; each area's store is ``emu.app[<AREA KEY>]`` (e.g.
+        ``emu.app[ROOMS]`` from ``caiclient.emulator.rooms``)."""
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._stopped = False
@@ -171,11 +168,11 @@ class Emulator:
                 return character
         raise KeyError(name)
 
-    def mailbox(self, email: str) -> list[auth.Mail]:
+    def mailbox(self, email: str) -> list[Mail]:
         """The mails the running emulator "sent" to ``email`` (login links), oldest first."""
         if self._runner is None:
             raise RuntimeError("emulator has not been started")
-        return self._runner.app[auth.AUTH_STORE].mailbox(email)
+        return self.app[AUTH].mailbox(email)
 
     # ---- lifecycle ----
     async def start(self) -> None:
@@ -184,9 +181,7 @@ class Emulator:
             raise RuntimeError("emulator already started")
         if self._stopped:
             raise RuntimeError("a stopped emulator cannot restart; create a new one")
-        runner = web.AppRunner(
-            build_app(self.state, self.faults), handle_signals=False, access_log=None
-        )
+        runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
         await runner.setup()
         try:
             await web.TCPSite(runner, self.host, self.port).start()

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from .._http import ApiError, authenticate, json_response, read_json
+from .._http import DJANGO_PREFIXES, ApiError, authenticate, json_response, read_json
 from .._util import new_id
 from ..store import User
 from .store import ACCOUNT, AccountStore, PersonaRecord, new_external_id
@@ -232,9 +232,10 @@ async def update_persona(request: web.Request) -> web.Response:
     return json_response({"status": "OK", "persona": persona_full(accounts, persona)})
 
 
-def add_routes(app: web.Application, prefix: str) -> None:
-    """Add the persona routes under one Django host prefix (``/plus`` or ``/beta``)."""
-    app.router.add_get(f"{prefix}/chat/personas/", list_personas)
-    app.router.add_get(f"{prefix}/chat/persona/", get_persona)
-    app.router.add_post(f"{prefix}/chat/persona/create/", create_persona)
-    app.router.add_post(f"{prefix}/chat/persona/update/", update_persona)
+def add_routes(app: web.Application) -> None:
+    """Add the persona routes under both Django host prefixes."""
+    for prefix in DJANGO_PREFIXES:
+        app.router.add_get(f"{prefix}/chat/personas/", list_personas)
+        app.router.add_get(f"{prefix}/chat/persona/", get_persona)
+        app.router.add_post(f"{prefix}/chat/persona/create/", create_persona)
+        app.router.add_post(f"{prefix}/chat/persona/update/", update_persona)

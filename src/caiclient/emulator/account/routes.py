@@ -15,15 +15,13 @@ from typing import Annotated, Any
 import msgspec
 from aiohttp import web
 
-from .._http import authenticate, json_response, read_json
+from .._http import DJANGO_PREFIXES, authenticate, json_response, read_json
 from ..characters.cast import SeedCharacter
-from ..plus_rest import PREFIXES
 from ..state import STATE
 from ..store import User
-from . import personas
 from .store import ACCOUNT, AccountStore, SettingsRecord
 
-__all__ = ["PUBLIC_PAGE_SIZE", "register", "user_payload"]
+__all__ = ["PUBLIC_PAGE_SIZE", "add_routes", "user_payload"]
 
 PUBLIC_PAGE_SIZE = 20
 """Users per page of ``/chat/user/public/followers/`` and ``/following/``."""
@@ -394,10 +392,9 @@ async def update_settings(request: web.Request) -> web.Response:
 # ---- routes -------------------------------------------------------------------------------
 
 
-def register(app: web.Application) -> None:
-    """Create the area's store and add its routes under both Django host prefixes."""
-    app[ACCOUNT] = AccountStore(app[STATE].store)
-    for prefix in PREFIXES:
+def add_routes(app: web.Application) -> None:
+    """Add the account routes under both Django host prefixes."""
+    for prefix in DJANGO_PREFIXES:
         get, post = app.router.add_get, app.router.add_post
         get(f"{prefix}/chat/user/", get_user)
         post(f"{prefix}/chat/user/update/", update_user)
@@ -415,4 +412,3 @@ def register(app: web.Application) -> None:
         post(f"{prefix}/chat/user/unfollow/", unfollow)
         get(f"{prefix}/chat/user/settings/", get_settings)
         post(f"{prefix}/chat/user/update_settings/", update_settings)
-        personas.add_routes(app, prefix)

@@ -16,9 +16,7 @@
   ``X-Nextjs-data: 1`` answers the Next.js page props with the token.
 - Mailbox: ``GET /__emulator__/mailbox?email=…`` (and ``Emulator.mailbox``).
 
-Persisted kinds: ``firebase_account`` (key: e-mail), ``oob_code`` (key: code),
-``login_attempt`` (key: uuid), ``mail`` and ``mail_click`` (key: mail id); users through
-the core store.
+The records are in :mod:`.store`.
 """
 
 from __future__ import annotations
@@ -35,30 +33,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import msgspec
 from aiohttp import web
 
-from .._http import ApiError, json_response
-from .._util import b64url, new_id, now_iso
+from .._http import DJANGO_PREFIXES, ApiError, json_response
+from .._util import b64url, new_id
 from ..state import STATE
-from ..store import Store, User
-from ..trpc import TrpcCall, TrpcError, procedure
+from ..trpc import TrpcCall, TrpcError, add_procedure
+from .store import AUTH, CODE_TTL, AuthStore, FirebaseAccount, LoginAttempt
 
-__all__ = [
-    "AUTH_STORE",
-    "CODE_TTL",
-    "FIREBASE_WEB_API_KEY",
-    "AuthStore",
-    "Click",
-    "FirebaseAccount",
-    "LoginAttempt",
-    "Mail",
-    "OobCode",
-    "register",
-]
+__all__ = ["FIREBASE_WEB_API_KEY", "add_routes", "make_id_token", "verify_id_token"]
 
 FIREBASE_WEB_API_KEY = "AIzaSyAbLy_s6hJqVNr2ZN0UHHiCbJX1X8smTws"
 """character.ai's public Firebase web API key (PROTOCOL.md §3.2); the only key accepted."""
-CODE_TTL = 3600.0
-"""Seconds an e-mail sign-in code stays valid (and an ``idToken``, ``expiresIn``)."""
-PREFIXES = ("/plus", "/beta")
 _PROJECT = "character-ai"
 _JWT_SECRET = b"caiclient-emulator-firebase"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -71,175 +55,11 @@ _LIVE_HOSTS = {
 }
 
 
-# ---- records ----------------------------------------------------------------------------
-
-
-class Mail(msgspec.Struct, frozen=True, kw_only=True):
-    """A mail the emulator "sent": its ``link`` is an absolute URL of the emulator."""
-
-    id: str
-    email: str
-    subject: str
-    link: str
-    sent: str
-
-
-class FirebaseAccount(msgspec.Struct):
-    email: str
-    local_id: str
-    created: str
-
-
-class OobCode(msgspec.Struct):
-    code: str
-    email: str
-    issued: float
-    used: bool = False
-
-
-class Click(msgspec.Struct):
-    """The redirect target of a mail's tracked link."""
-
-    mail_id: str
-    target: str
-
-
-class LoginAttempt(msgspec.Struct):
-    """One tRPC ``auth.login``: pending until its mail link is opened."""
-
-    uuid: str
-    email: str
-    code: str
-    origin: str
-    issued: float
-    clicked: bool = False
-
-
-class AuthStore:
-    """Accounts, codes, login attempts and the mailbox; written through ``store.persist``."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        persist = store.persist
-        self.accounts = persist.load("firebase_account", FirebaseAccount)
-        self.codes = persist.load("oob_code", OobCode)
-        self.attempts = persist.load("login_attempt", LoginAttempt)
-        self.mails = persist.load("mail", Mail)
-        self.clicks = persist.load("mail_click", Click)
-
-    # ---- mailbox ----
-    def send_mail(self, email: str, subject: str, link: str, *, mail_id: str | None = None) -> Mail:
-        mail = Mail(
-            id=mail_id or new_id(), email=email.lower(), subject=subject, link=link, sent=now_iso()
-        )
-        self.mails[mail.id] = mail
-        self.store.persist.put("mail", mail.id, mail)
-        return mail
-
-    def add_click(self, mail_id: str, target: str) -> None:
-        """Where a mail's tracked link redirects to."""
-        click = Click(mail_id=mail_id, target=target)
-        self.clicks[mail_id] = click
-        self.store.persist.put("mail_click", mail_id, click)
-
-    def mailbox(self, email: str | None = None) -> list[Mail]:
-        """Mails sent to ``email`` (every mail when None), oldest first."""
-        wanted = None if email is None else email.strip().lower()
-        return [m for m in self.mails.values() if wanted is None or m.email == wanted]
-
-    # ---- codes ----
-    def new_code(self, email: str) -> OobCode:
-        raw = (
-            hashlib.sha256(new_id().encode()).digest() + hashlib.sha256(new_id().encode()).digest()
-        )
-        code = OobCode(code=b64url(raw)[:54], email=email.lower(), issued=time.time())
-        self.codes[code.code] = code
-        self.store.persist.put("oob_code", code.code, code)
-        return code
-
-    def redeem(self, code: str, email: str) -> str | None:
-        """Use ``code`` for ``email``; None on success, else the Firebase error message."""
-        rec = self.codes.get(code)
-        if rec is None or rec.used:
-            return "INVALID_OOB_CODE"
-        if time.time() - rec.issued > CODE_TTL:
-            return "EXPIRED_OOB_CODE"
-        if rec.email != email.lower():
-            return "INVALID_EMAIL"
-        rec.used = True
-        self.store.persist.put("oob_code", rec.code, rec)
-        return None
-
-    def account(self, email: str) -> tuple[FirebaseAccount, bool]:
-        """The Firebase account of ``email`` and whether it was just created."""
-        key = email.lower()
-        account = self.accounts.get(key)
-        if account is not None:
-            return account, False
-        local_id = re.sub(r"[^A-Za-z0-9]", "", b64url(hashlib.sha256(key.encode()).digest()))
-        account = FirebaseAccount(email=key, local_id=local_id[:28], created=now_iso())
-        self.accounts[key] = account
-        self.store.persist.put("firebase_account", key, account)
-        return account, True
-
-    def new_attempt(self, email: str, origin: str) -> LoginAttempt:
-        code = self.new_code(email)
-        attempt = LoginAttempt(
-            uuid=new_id(), email=email.lower(), code=code.code, origin=origin, issued=time.time()
-        )
-        self.attempts[attempt.uuid] = attempt
-        self.store.persist.put("login_attempt", attempt.uuid, attempt)
-        return attempt
-
-    def click(self, attempt: LoginAttempt) -> None:
-        if not attempt.clicked:
-            attempt.clicked = True
-            self.store.persist.put("login_attempt", attempt.uuid, attempt)
-
-    # ---- character.ai users ----
-    def user_for_email(self, email: str) -> User:
-        """The user with this e-mail; a new one (username from the e-mail) if none has it."""
-        key = email.lower()
-        for user in self.store.users_by_id.values():
-            if user.email.lower() == key:
-                return user
-        local = re.sub(r"[^A-Za-z0-9_]", "_", key.split("@", 1)[0])[:16] or "user"
-        username = self._free_username(local.ljust(2, "_"))
-        token = hashlib.sha256(f"caiclient-emulator:google:{key}".encode()).hexdigest()[:40]
-        user = self.store.add_user(username, key.split("@", 1)[0], token=token)
-        user.email = key
-        self.store.persist.put("user", user.id, user)
-        return user
-
-    def guest(self, lazy_uuid: str) -> User:
-        """The guest user of ``lazy_uuid`` (the same one every time)."""
-        token = hashlib.sha256(f"caiclient-emulator:lazy:{lazy_uuid}".encode()).hexdigest()[:40]
-        user = self.store.users_by_token.get(token)
-        if user is not None:
-            return user
-        number = int(token[:12], 16) % 10**8
-        user = self.store.add_user(self._free_username(f"Guest{number:08d}"), "Guest", token=token)
-        user.email = ""
-        self.store.persist.put("user", user.id, user)
-        return user
-
-    def _free_username(self, base: str) -> str:
-        taken = {u.username.lower() for u in self.store.users_by_id.values()}
-        username, n = base, 1
-        while username.lower() in taken:
-            n += 1
-            username = f"{base}{n}"
-        return username
-
-
-AUTH_STORE = web.AppKey("caiclient_emulator_auth", AuthStore)
-
-
 # ---- helpers ----------------------------------------------------------------------------
 
 
 def _auth(request: web.Request) -> AuthStore:
-    return request.app[AUTH_STORE]
+    return request.app[AUTH]
 
 
 def _origin(request: web.Request) -> str:
@@ -492,13 +312,12 @@ async def google_idp(request: web.Request) -> web.Response:
 # ---- tRPC + polling (§3.3) --------------------------------------------------------------
 
 
-@procedure("auth.login")
 async def trpc_login(call: TrpcCall) -> str:
     """``auth.login`` ``{"email"}`` → the polling uuid; mails the link ``/web/login/<uuid>``."""
     email = call.input.get("email") if isinstance(call.input, dict) else None
     if not _valid_email(email):
         raise TrpcError("Invalid email", 400)
-    store = call.request.app[AUTH_STORE]
+    store = call.request.app[AUTH]
     origin = _origin(call.request)
     attempt = store.new_attempt(str(email), origin)
     store.send_mail(str(email), "Sign in to character.ai", f"{origin}/web/login/{attempt.uuid}")
@@ -516,7 +335,7 @@ async def login_polling(request: web.Request) -> web.Response:
     attempt = _auth(request).attempts.get(uuid)
     if attempt is None:
         return json_response({"result": "not_found"}, 404)
-    if time.time() - attempt.issued > CODE_TTL:
+    if time.time() - attempt.issued > _auth(request).code_ttl:
         return json_response({"result": "expired"})
     if not attempt.clicked:
         return json_response({"result": "pending"})
@@ -590,10 +409,11 @@ async def click(request: web.Request) -> web.Response:
     raise web.HTTPFound(found.target)
 
 
-def register(app: web.Application) -> None:
-    """Add the login routes (both Django prefixes, ``/identitytoolkit``, ``/web``)."""
-    app[AUTH_STORE] = AuthStore(app[STATE].store)
-    for prefix in PREFIXES:
+def add_routes(app: web.Application) -> None:
+    """Add the login routes (both Django prefixes, ``/identitytoolkit``, ``/web``) and the
+    ``auth.login`` tRPC procedure."""
+    add_procedure(app, "auth.login", trpc_login)
+    for prefix in DJANGO_PREFIXES:
         app.router.add_post(f"{prefix}/chat/auth/lazy/", lazy_login)
         app.router.add_post(f"{prefix}/dj-rest-auth/google_idp/", google_idp)
         app.router.add_get(f"{prefix}/", landing)

@@ -15,16 +15,16 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from .._http import ApiError, authenticate, json_response, neo_error_body
-from ..state import STATE
+from .._http import DJANGO_PREFIXES, ApiError, authenticate, json_response, neo_error_body
+from ..chat.store import CHAT
 from ..store import User
-from ..trpc import TrpcCall, TrpcError, procedure
+from ..trpc import TrpcCall, TrpcError, add_procedure
 from .cast import SeedCharacter
-from .catalog import CURATED_CATEGORIES, NOT_FOUND, Catalog, catalog_of, epoch_seconds
+from .catalog import CURATED_CATEGORIES, NOT_FOUND
+from .store import CHARACTERS, CharacterStore, epoch_seconds
 
-__all__ = ["AVAILABLE_MODELS", "TAGS", "rank", "register", "score"]
+__all__ = ["AVAILABLE_MODELS", "TAGS", "add_routes", "rank", "score"]
 
-PREFIXES = ("/plus", "/beta")
 
 # Model types of PROTOCOL.md §2.3 ([M] ones); the default matches the chat socket's.
 AVAILABLE_MODELS = (
@@ -65,8 +65,8 @@ _TAG_NAMES = (
 TAGS: dict[str, str] = {str(i): name for i, name in enumerate(_TAG_NAMES) if name is not None}
 
 
-def _catalog(request: web.Request) -> Catalog:
-    return catalog_of(request.app)
+def _catalog(request: web.Request) -> CharacterStore:
+    return request.app[CHARACTERS]
 
 
 # ---- relevance ---------------------------------------------------------------------------------
@@ -165,11 +165,10 @@ def _search_query(call: TrpcCall) -> str:
     return unquote(value)
 
 
-def _catalog_of_call(call: TrpcCall) -> Catalog:
-    return catalog_of(call.request.app)
+def _catalog_of_call(call: TrpcCall) -> CharacterStore:
+    return call.request.app[CHARACTERS]
 
 
-@procedure("search.search")
 async def trpc_search(call: TrpcCall) -> Any:
     """``search.search`` (§6.6.2): no token needed; characters carry ``num_likes``."""
     catalog = _catalog_of_call(call)
@@ -181,7 +180,7 @@ async def trpc_search(call: TrpcCall) -> Any:
     return {"characters": characters}
 
 
-def _creators(catalog: Catalog) -> dict[str, tuple[str, list[SeedCharacter]]]:
+def _creators(catalog: CharacterStore) -> dict[str, tuple[str, list[SeedCharacter]]]:
     creators: dict[str, tuple[str, list[SeedCharacter]]] = {}
     for c in catalog.listed():
         username = catalog.creator_username(c)
@@ -189,7 +188,7 @@ def _creators(catalog: Catalog) -> dict[str, tuple[str, list[SeedCharacter]]]:
     return creators
 
 
-def _matching_creators(catalog: Catalog, raw_query: str) -> list[dict[str, Any]]:
+def _matching_creators(catalog: CharacterStore, raw_query: str) -> list[dict[str, Any]]:
     """Creators of public characters whose username contains the query, exact match first,
     then by interactions."""
     query = raw_query.strip().casefold()
@@ -210,7 +209,6 @@ def _matching_creators(catalog: Catalog, raw_query: str) -> list[dict[str, Any]]
     return [entry for _, _, entry in found]
 
 
-@procedure("search.searchCreators")
 async def trpc_search_creators(call: TrpcCall) -> Any:
     """``search.searchCreators``: creators of public characters whose username matches."""
     return {"creators": _matching_creators(_catalog_of_call(call), _search_query(call))}
@@ -249,7 +247,7 @@ async def neo_search(request: web.Request) -> web.Response:
     )
 
 
-def _popular(catalog: Catalog) -> list[str]:
+def _popular(catalog: CharacterStore) -> list[str]:
     ordered = sorted(catalog.listed(), key=lambda c: (-c.num_interactions, c.name))
     return [c.name.casefold() for c in ordered]
 
@@ -299,7 +297,7 @@ async def recommended_featured(request: web.Request) -> web.Response:
     return json_response({"characters": [catalog.short(c, neo=True) for c in _featured(catalog)]})
 
 
-def _featured(catalog: Catalog) -> list[SeedCharacter]:
+def _featured(catalog: CharacterStore) -> list[SeedCharacter]:
     return [c for c in catalog.listed() if c.featured]
 
 
@@ -320,7 +318,7 @@ async def similar(request: web.Request) -> web.Response:
     return json_response({"characters": [catalog.short(c, neo=True) for c in ordered]})
 
 
-def _curated(catalog: Catalog) -> dict[str, list[SeedCharacter]]:
+def _curated(catalog: CharacterStore) -> dict[str, list[SeedCharacter]]:
     groups: dict[str, list[SeedCharacter]] = {}
     for name in CURATED_CATEGORIES:
         members = [c for c in catalog.listed() if name in c.categories]
@@ -402,7 +400,7 @@ def _recent(request: web.Request, user: User) -> list[dict[str, Any]]:
     catalog = _catalog(request)
     seen: set[str] = set()
     entries = []
-    for rec in request.app[STATE].store.recent(user):
+    for rec in request.app[CHAT].recent(user):
         character = catalog.visible(user, rec.chat.character_id)
         if character is None or character.id in seen:
             continue
@@ -420,9 +418,10 @@ async def recent_characters(request: web.Request) -> web.Response:
     return json_response({"characters": _recent(request, user)})
 
 
-def register(app: web.Application) -> None:
-    """Add the search and discovery routes; tRPC procedures register on import."""
-    catalog_of(app)
+def add_routes(app: web.Application) -> None:
+    """Add the search and discovery routes and the two tRPC search procedures."""
+    add_procedure(app, "search.search", trpc_search)
+    add_procedure(app, "search.searchCreators", trpc_search_creators)
     get = app.router.add_get
     get("/neo/search/v1/character", neo_search)
     get("/neo/search/v1/creator", neo_search_creators)
@@ -435,7 +434,7 @@ def register(app: web.Application) -> None:
     get("/neo/recommendation/v1/category", recommended_categories)
     get("/neo/get-available-models", available_models)
     get("/neo/character/v1/character_tag_options", tag_options)
-    for prefix in PREFIXES:
+    for prefix in DJANGO_PREFIXES:
         get(f"{prefix}/chat/characters/search/", plus_search)
         get(f"{prefix}/chat/characters/suggest/", plus_suggest)
         get(f"{prefix}/chat/curated_categories/characters/", curated_categories)

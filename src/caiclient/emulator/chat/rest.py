@@ -17,10 +17,11 @@ from aiohttp import web
 from .._http import ApiError, authenticate, json_response, neo_error_body, read_json
 from .._util import b64url, b64url_decode, new_id, now_iso
 from ..state import STATE
-from ..store import Annotation, ChatRecord, Store, User
+from ..store import User
 from ..wire import Chat, Turn, WireTurnKey, pin_view
+from .store import CHAT, Annotation, ChatRecord, ChatStore
 
-__all__ = ["PAGE_SIZE", "register"]
+__all__ = ["PAGE_SIZE", "add_routes"]
 
 PAGE_SIZE = 50
 _TOKEN_PREFIX = b"turns:"
@@ -74,14 +75,14 @@ def _neo_error(status: int, comment: str) -> ApiError:
     return ApiError(status, neo_error_body(comment, status))
 
 
-def _store(request: web.Request) -> Store:
-    return request.app[STATE].store
+def _store(request: web.Request) -> ChatStore:
+    return request.app[CHAT]
 
 
 def _user(request: web.Request) -> User:
     """The caller, counted against the optional REST rate limit (429 + ``Retry-After``)."""
     user = authenticate(request)
-    wait = _store(request).limits.request(user.token)
+    wait = request.app[STATE].store.limits.request(user.token)
     if wait is not None:
         body = neo_error_body("Rate limit exceeded", 429)
         body["retry_after_seconds"] = wait
@@ -107,7 +108,7 @@ def _writable(rec: ChatRecord) -> ChatRecord:
     return rec
 
 
-def _turn_or_404(store: Store, rec: ChatRecord, turn_id: str | None) -> Turn:
+def _turn_or_404(store: ChatStore, rec: ChatRecord, turn_id: str | None) -> Turn:
     turn = store.turn(rec, turn_id or "")
     if turn is None:
         raise _neo_error(404, "Turn not found")
@@ -257,7 +258,7 @@ async def list_chats(request: web.Request) -> web.Response:
     for rec in _store(request).chats_of(user, wanted):
         body = _with_character(rec)
         if previews is not None:
-            turns, _ = Store.page(rec, None, previews) if previews else ([], None)
+            turns, _ = ChatStore.page(rec, None, previews) if previews else ([], None)
             body["preview_turns"] = [t.primary_only() for t in turns]
         chats.append(body)
     return json_response({"chats": chats})
@@ -286,7 +287,7 @@ async def get_turns(request: web.Request) -> web.Response:
     query = request.query
     token = query.get("next_token")
     before = decode_cursor(token) if token else None
-    turns, cursor = Store.page(rec, before, PAGE_SIZE, pinned_only=_flag(query, "pinned_only"))
+    turns, cursor = ChatStore.page(rec, before, PAGE_SIZE, pinned_only=_flag(query, "pinned_only"))
     if query.get("candidate_filter") != "all":
         turns = [t.primary_only() for t in turns]
     next_token = encode_cursor(cursor) if cursor is not None else None
@@ -363,7 +364,7 @@ async def ping(request: web.Request) -> web.Response:
     return json_response({"status": "pong"})
 
 
-def register(app: web.Application) -> None:
+def add_routes(app: web.Application) -> None:
     """Add this area's routes to ``app`` (trailing slash optional where clients differ)."""
     router = app.router
 

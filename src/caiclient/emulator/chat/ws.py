@@ -22,7 +22,7 @@ from .._util import encode, new_id, now_iso
 from ..characters.cast import SeedCharacter, split_cumulative
 from ..faults import FAULTS, SEND_NORMALLY, FaultAction, Faults
 from ..state import STATE, State
-from ..store import ChatRecord, Store, User
+from ..store import Store, User
 from ..wire import (
     CHAT_INFO,
     GENERATION_MODE,
@@ -44,8 +44,9 @@ from ..wire import (
     WireTurnKey,
     pin_view,
 )
+from .store import CHAT, ChatRecord, ChatStore
 
-__all__ = ["register"]
+__all__ = ["add_routes"]
 
 log = logging.getLogger("caiclient.emulator")
 
@@ -59,12 +60,14 @@ class Connection:
         self,
         ws: web.WebSocketResponse,
         state: State,
+        chats: ChatStore,
         user: User,
         faults: Faults | None = None,
         transport: asyncio.Transport | None = None,
     ) -> None:
         self.ws = ws
         self.state = state
+        self.chats = chats
         self.user = user
         self.faults = faults or Faults()
         self._transport = transport
@@ -161,7 +164,7 @@ Command = Callable[[Connection, object, Any], Awaitable[None]]
 
 def _chat(conn: Connection, chat_id: str) -> ChatRecord:
     """The caller's chat; another user's chat reads exactly like a missing one."""
-    rec = conn.store.chat_for(conn.user, chat_id)
+    rec = conn.chats.chat_for(conn.user, chat_id)
     if rec is None:
         raise RequestError("Chat not found", 404)
     return rec
@@ -177,7 +180,7 @@ def _writable(rec: ChatRecord) -> ChatRecord:
 
 def _turn(conn: Connection, key: WireTurnKey) -> tuple[ChatRecord, Turn]:
     rec = _writable(_chat(conn, key.chat_id))
-    turn = conn.store.turn(rec, key.turn_id or "")
+    turn = conn.chats.turn(rec, key.turn_id or "")
     if turn is None:
         raise RequestError("Turn not found", 404)
     return rec, turn
@@ -219,8 +222,8 @@ def _greeting_turn(rec: ChatRecord, now: str) -> Turn:
 
 def _new_chat(conn: Connection, payload: Any) -> tuple[ChatRecord, Turn | None]:
     req = msgspec.convert(payload, CreateChatPayload)
-    store = conn.store
-    character = store.character_for(conn.user, req.chat.character_id)
+    store = conn.chats
+    character = conn.store.character_for(conn.user, req.chat.character_id)
     if character is None:
         raise RequestError("Character not found", 404)
     chat_id = req.chat.chat_id or new_id()
@@ -402,7 +405,7 @@ async def create_and_generate_turn(conn: Connection, request_id: object, payload
     for candidate in wire.candidates:
         _check_input(conn, candidate.raw_content)
     _take_generation(conn)
-    store = conn.store
+    store = conn.chats
     async with rec.lock:
         # The request is accepted once it holds the chat: the history then reads
         # user, reply, user, reply even when sends to one chat overlap.
@@ -429,7 +432,7 @@ async def create_turn(conn: Connection, request_id: object, payload: Any) -> Non
         turn = _new_turn(conn, rec, wire, human=human)
         if turn.turn_key.turn_id in rec.seq_of:
             raise RequestError("create_turn already exists", 400)
-        conn.store.append_turn(rec, turn, human=human)
+        conn.chats.append_turn(rec, turn, human=human)
         await conn.send(_frame("add_turn", request_id, turn))
 
 
@@ -454,7 +457,7 @@ async def generate_turn_candidate(conn: Connection, request_id: object, payload:
     if turn.author.is_human:
         raise RequestError("Only character turns can be regenerated", 400)
     _take_generation(conn)
-    store = conn.store
+    store = conn.chats
     async with rec.lock:
         at = store.position(rec, turn.turn_key.turn_id)
         if at is None or rec.turns[at] is not turn:
@@ -499,7 +502,7 @@ async def edit_turn_candidate(conn: Connection, request_id: object, payload: Any
     turn.candidates.insert(0, edited)
     turn.primary_candidate_id = edited.candidate_id
     turn.last_update_time = now
-    conn.store.save_turn(rec, turn)
+    conn.chats.save_turn(rec, turn)
     frame = msgspec.structs.replace(turn, candidates=[edited])
     await conn.send(_frame("update_turn", request_id, frame))
 
@@ -511,7 +514,7 @@ async def update_primary_candidate(conn: Connection, request_id: object, payload
     _candidate(turn, req.candidate_id)
     if turn.primary_candidate_id != req.candidate_id:
         turn.primary_candidate_id = req.candidate_id
-        conn.store.save_turn(rec, turn)
+        conn.chats.save_turn(rec, turn)
     await conn.send(encode({"command": "ok", "request_id": request_id}))
 
 
@@ -521,7 +524,7 @@ async def set_turn_pin(conn: Connection, request_id: object, payload: Any) -> No
     rec, turn = _turn(conn, req.turn_key)
     if turn.is_pinned != req.is_pinned:
         turn.is_pinned = req.is_pinned
-        conn.store.save_turn(rec, turn)
+        conn.chats.save_turn(rec, turn)
     frame = {"command": "update_turn", "request_id": request_id, "turn": pin_view(turn)}
     frame["chat_info"] = CHAT_INFO
     await conn.send(encode(frame))
@@ -531,7 +534,7 @@ async def remove_turns(conn: Connection, request_id: object, payload: Any) -> No
     """Delete turns (unknown ids are ignored) → ``remove_turns_response`` (§8.5)."""
     req = msgspec.convert(payload, RemoveTurnsPayload)
     rec = _writable(_chat(conn, req.chat_id))
-    conn.store.remove_turns(rec, req.turn_ids)
+    conn.chats.remove_turns(rec, req.turn_ids)
     await conn.send(encode({"command": "remove_turns_response", "request_id": request_id}))
 
 
@@ -632,7 +635,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     # No permessage-deflate: frames are small and the benchmark wants raw throughput.
     ws = web.WebSocketResponse(compress=False, max_msg_size=16 * 1024 * 1024)
     await ws.prepare(request)
-    conn = Connection(ws, state, user, faults, request.transport)
+    conn = Connection(ws, state, request.app[CHAT], user, faults, request.transport)
     state.sockets.add(ws)
     try:
         async for msg in ws:
@@ -649,7 +652,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def register(app: web.Application) -> None:
+def add_routes(app: web.Application) -> None:
     """Add the chat socket's routes to ``app``."""
     app.router.add_get("/neo/ws/", websocket)
     app.router.add_get("/neo/ws", websocket)

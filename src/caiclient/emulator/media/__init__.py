@@ -1,7 +1,7 @@
-"""The media area: voices, TTS replay, voice overrides, images and the CDN (PROTOCOL.md §11).
+"""The media area (PROTOCOL.md §11): voices, TTS replay, voice overrides, images, the CDN.
 
-Routes live in :mod:`.media_voices` and :mod:`.media_images`, state in :mod:`.media_store`,
-and the synthesised audio and pictures in :mod:`.media_files`.
+State in :mod:`.store`; routes in :mod:`.voices` and :mod:`.images`; multipart forms in
+:mod:`.forms`; the synthesised audio and pictures in :mod:`.files`.
 """
 
 from __future__ import annotations
@@ -9,15 +9,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..state import STATE
-from . import images as media_images
-from . import voices as media_voices
+from . import images, voices
 from .store import MEDIA, MediaStore
 
 __all__ = ["MEDIA", "MediaStore", "register"]
 
 
 def register(app: web.Application) -> None:
-    """Create the media store from the core store and add every media route to ``app``."""
+    """Create the media store and add every media route to ``app``."""
     app[MEDIA] = MediaStore(app[STATE].store)
-    media_voices.register(app)
-    media_images.register(app)
+    voices.add_routes(app)
+    images.add_routes(app)

@@ -17,17 +17,16 @@ from typing import Any
 
 from aiohttp import web
 
-from .._http import ApiError, authenticate, json_response, read_json
+from .._http import DJANGO_PREFIXES, ApiError, authenticate, json_response, read_json
 from .._util import new_id
-from ..plus_rest import PREFIXES
 from ..state import STATE
 from ..store import User
-from ..trpc import TrpcCall, TrpcError, procedure
+from ..trpc import TrpcCall, TrpcError, add_procedure
 from .files import IMAGE_TYPES, colour_for, sniff_image, solid_webp
 from .forms import FormError, origin, read_form
 from .store import MEDIA, ImageRecord, MediaStore
 
-__all__ = ["MAX_CANDIDATES", "MAX_IMAGE_BYTES", "register"]
+__all__ = ["MAX_CANDIDATES", "MAX_IMAGE_BYTES", "add_routes"]
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 """Largest image accepted by uploads (the live limit is unknown)."""
@@ -139,7 +138,6 @@ async def generate_image(request: web.Request) -> web.Response:
 # ---- tRPC user.uploadAvatar --------------------------------------------------------------
 
 
-@procedure("user.uploadAvatar")
 async def upload_avatar(call: TrpcCall) -> str:
     """``{"imageDataUrl": "data:<mime>;base64,…"}`` → the avatar's file name."""
     if call.user is None:
@@ -187,9 +185,10 @@ async def cdn_image(request: web.Request) -> web.Response:
     return web.Response(status=404, text="Not Found")
 
 
-def register(app: web.Application) -> None:
-    """Add the image routes to ``app`` (the tRPC procedure registers itself on import)."""
-    for prefix in PREFIXES:
+def add_routes(app: web.Application) -> None:
+    """Add the image routes and the ``user.uploadAvatar`` tRPC procedure to ``app``."""
+    add_procedure(app, "user.uploadAvatar", upload_avatar)
+    for prefix in DJANGO_PREFIXES:
         app.router.add_post(f"{prefix}/chat/upload-image/", upload_image)
         app.router.add_post(f"{prefix}/chat/character/generate-avatar-options", avatar_options)
         app.router.add_post(f"{prefix}/chat/character/generate-avatar-options/", avatar_options)

@@ -12,17 +12,24 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from .._http import ApiError, authenticate, json_response, neo_error_body, read_json
+from .._http import (
+    DJANGO_PREFIXES,
+    ApiError,
+    authenticate,
+    json_response,
+    neo_error_body,
+    read_json,
+)
 from .._util import new_id, now_iso
 from ..account.store import ACCOUNT
-from ..plus_rest import PREFIXES
+from ..chat.store import CHAT
 from ..state import STATE
 from ..store import User
 from .files import silent_mp3, sniff_audio
 from .forms import FormError, origin, read_form
 from .store import MEDIA, MediaStore, VoiceRecord, voice_payload
 
-__all__ = ["MAX_AUDIO_BYTES", "overrides_of", "register"]
+__all__ = ["MAX_AUDIO_BYTES", "add_routes", "overrides_of"]
 
 MAX_AUDIO_BYTES = 10 * 1024 * 1024
 """Largest voice sample accepted (the live limit is unknown)."""
@@ -251,7 +258,7 @@ async def replay(request: web.Request) -> web.Response:
         raise _neo(400, f"Invalid request: {exc}") from None
     if not (body.candidate_id and body.room_id and body.turn_id):
         raise _neo(400, "Invalid request: candidateId, roomId and turnId are required")
-    store = request.app[STATE].store
+    store = request.app[CHAT]
     chat = store.chat_for(user, body.room_id)
     if chat is None:
         raise _neo(404, "Chat not found")
@@ -354,7 +361,7 @@ async def get_override(request: web.Request) -> web.Response:
     return json_response({"voice_id": overrides_of(request, user).get(character_id)})
 
 
-def register(app: web.Application) -> None:
+def add_routes(app: web.Application) -> None:
     """Add the voice, replay, override and audio routes to ``app``."""
     router = app.router
     # Fixed paths before the {voice_id} pattern, which would otherwise swallow them.
@@ -370,7 +377,7 @@ def register(app: web.Application) -> None:
     router.add_post(f"{API}/memo/replay", replay)
     router.add_get("/cdn/audio/replay/{key}.mp3", replay_audio)
     router.add_get("/cdn/audio/voices/{voice_id}.mp3", preview_audio)
-    for prefix in PREFIXES:
+    for prefix in DJANGO_PREFIXES:
         base = f"{prefix}/chat/character/{{character_id}}/voice_override"
         router.add_get(f"{base}/", get_override)
         router.add_post(f"{base}/update/", set_override)

@@ -23,17 +23,16 @@ from .store import (
     CHARACTER_LIMIT,
     ROLE_MEMBER,
     ROLE_OWNER,
+    ROOMS,
     Member,
     Room,
     RoomRecord,
     RoomSettings,
     RoomStore,
-    room_store,
 )
 
-__all__ = ["ROOMS", "register", "room_view"]
+__all__ = ["add_routes", "room_view"]
 
-ROOMS = web.AppKey("caiclient_rooms", RoomStore)
 VISIBILITIES = ("VISIBILITY_UNLISTED", "VISIBILITY_PRIVATE", "VISIBILITY_PUBLIC")
 PREVIEW_TURNS = 50
 _UPDATED = "update_mu_room_response"
@@ -313,9 +312,8 @@ async def join_room(request: web.Request) -> web.Response:
     return json_response(view)
 
 
-def register(app: web.Application) -> None:
+def add_routes(app: web.Application) -> None:
     """Add the room routes and the Centrifugo socket to ``app``."""
-    app[ROOMS] = room_store(app[STATE].store)
     router = app.router
 
     def both(method: str, path: str, handler: Any) -> None:

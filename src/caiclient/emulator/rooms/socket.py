@@ -39,7 +39,7 @@ from ..wire import (
     WireTurn,
     WireTurnKey,
 )
-from .store import RoomRecord, RoomStore, room_store
+from .store import ROOMS, RoomRecord, RoomStore
 
 __all__ = ["ROOM_INFO", "RoomEvent", "Session", "split_objects", "websocket"]
 
@@ -555,7 +555,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     ws = web.WebSocketResponse(compress=False, max_msg_size=4 * 1024 * 1024)
     await ws.prepare(request)
-    session = Session(ws, user, room_store(state.store), state)
+    session = Session(ws, user, request.app[ROOMS], state)
     state.sockets.add(ws)
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(session.writer()), loop.create_task(session.pinger())]

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-import weakref
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
+from aiohttp import web
 
 from .._util import b64url, encode, new_id
 from ..characters.cast import SeedCharacter
@@ -26,6 +26,7 @@ __all__ = [
     "CHARACTER_LIMIT",
     "ROLE_MEMBER",
     "ROLE_OWNER",
+    "ROOMS",
     "USER_LIMIT",
     "Channel",
     "Member",
@@ -34,7 +35,6 @@ __all__ = [
     "RoomSettings",
     "RoomStore",
     "Subscriber",
-    "room_store",
 ]
 
 # Our choices where PROTOCOL.md §9 gives the keys but not the values (docs/protocol.md).
@@ -220,15 +220,4 @@ class RoomStore:
             subscriber.forget(name)
 
 
-_STORES: weakref.WeakKeyDictionary[Store, RoomStore] = weakref.WeakKeyDictionary()
-
-
-def room_store(core: Store) -> RoomStore:
-    """The room store of ``core`` (created, and loaded from its persistence, on first use).
-
-    Tests reach it as ``room_store(emu.store)``, e.g. to shorten ``ping_interval``.
-    """
-    rooms = _STORES.get(core)
-    if rooms is None:
-        rooms = _STORES[core] = RoomStore(core)
-    return rooms
+ROOMS = web.AppKey("caiclient_emulator_rooms", RoomStore)
