@@ -5,15 +5,25 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import datetime, timezone
+from typing import Any
 
 import msgspec
 
-__all__ = ["b64url", "b64url_decode", "encode", "new_id", "now_iso"]
+__all__ = ["b64url", "b64url_decode", "decode_json", "encode", "new_id", "now_iso"]
 
 _ENCODER = msgspec.json.Encoder()
 
 encode = _ENCODER.encode
 """Encode any builtin or msgspec Struct to compact JSON bytes."""
+
+
+def decode_json(data: bytes | str) -> Any:
+    """Decode JSON; too deeply nested input is a ``msgspec.DecodeError`` like any other
+    malformed input, never a ``RecursionError`` that would escape a handler (issue 10 #16)."""
+    try:
+        return msgspec.json.decode(data)
+    except RecursionError:
+        raise msgspec.DecodeError("JSON is nested too deeply") from None
 
 
 def now_iso() -> str:

@@ -18,6 +18,7 @@ import msgspec
 from aiohttp import web
 
 from ._http import json_response, token_from_header
+from ._util import decode_json
 from .state import STATE
 from .store import User
 
@@ -88,10 +89,10 @@ def _user(request: web.Request) -> User | None:
 
 async def _inputs(request: web.Request) -> dict[str, Any]:
     if request.method == "POST":
-        raw: Any = msgspec.json.decode(await request.read() or b"{}")
+        raw: Any = decode_json(await request.read() or b"{}")
     else:
         # aiohttp has already percent-decoded the query value.
-        raw = msgspec.json.decode(request.query.get("input", "{}"))
+        raw = decode_json(request.query.get("input", "{}"))
     if not isinstance(raw, dict):
         raise msgspec.ValidationError("tRPC input must be an object keyed by call index")
     return raw

@@ -34,7 +34,7 @@ import msgspec
 from aiohttp import web
 
 from .._http import DJANGO_PREFIXES, ApiError, json_response
-from .._util import b64url, new_id
+from .._util import b64url, decode_json, new_id
 from ..state import STATE
 from ..trpc import TrpcCall, TrpcError, add_procedure
 from .store import AUTH, CODE_TTL, AuthStore, FirebaseAccount, LoginAttempt
@@ -149,7 +149,7 @@ def verify_id_token(token: object, now: float) -> str | None:
     try:
         payload = signing_input.split(".")[1]
         raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-        claims = msgspec.json.decode(raw)
+        claims = decode_json(raw)
     except (ValueError, msgspec.DecodeError):
         return None
     if not isinstance(claims, dict) or claims.get("aud") != _PROJECT:
@@ -165,7 +165,7 @@ def verify_id_token(token: object, now: float) -> str | None:
 
 async def lazy_login(request: web.Request) -> web.Response:
     """``POST /chat/auth/lazy/`` ``{"lazy_uuid"}`` → ``{"success": true, "token"}`` (§3.1)."""
-    body = msgspec.json.decode(await request.read() or b"{}")
+    body = decode_json(await request.read() or b"{}")
     lazy_uuid = body.get("lazy_uuid") if isinstance(body, dict) else None
     if not isinstance(lazy_uuid, str) or not lazy_uuid.strip():
         raise ApiError(400, {"success": False, "error": "lazy_uuid is required"})
@@ -215,7 +215,7 @@ def _check_key(request: web.Request) -> None:
 async def _firebase_body(request: web.Request) -> dict[str, Any]:
     _check_key(request)
     try:
-        body = msgspec.json.decode(await request.read() or b"{}")
+        body = decode_json(await request.read() or b"{}")
     except msgspec.DecodeError:
         body = None
     if not isinstance(body, dict):
@@ -299,7 +299,7 @@ async def action_handler(request: web.Request) -> web.Response:
 
 async def google_idp(request: web.Request) -> web.Response:
     """``POST /dj-rest-auth/google_idp/`` ``{"id_token"}`` → ``{"key": <DRF token>}``."""
-    body = msgspec.json.decode(await request.read() or b"{}")
+    body = decode_json(await request.read() or b"{}")
     token = body.get("id_token") if isinstance(body, dict) else None
     if not token:
         raise ApiError(400, {"error": "id_token is required"})

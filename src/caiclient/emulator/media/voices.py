@@ -20,7 +20,7 @@ from .._http import (
     neo_error_body,
     read_json,
 )
-from .._util import new_id, now_iso
+from .._util import decode_json, new_id, now_iso
 from ..account.store import ACCOUNT
 from ..chat.store import CHAT
 from ..state import STATE
@@ -145,7 +145,7 @@ def _apply(fields: Any, voice: VoiceRecord) -> None:
 
 def _voice_json(raw: bytes) -> Any:
     try:
-        body = msgspec.json.decode(raw)
+        body = decode_json(raw)
     except msgspec.DecodeError:
         raise _neo(400, "Invalid voice: the json part is not JSON") from None
     return body.get("voice") if isinstance(body, dict) else None
