@@ -538,6 +538,46 @@ async def test_generate_turn_with_a_chosen_character_and_smart_rotation(
         await ws.close()
 
 
+async def test_abort_generation_stops_a_room_reply(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    room = await create(http, emu, emu.token, with_greeting=False)
+    rid = room["id"]
+    ws = await open_socket(http, emu, emu.token, f"room:{rid}")
+    try:
+        await ws.send_str(rpc("create_turn", message(rid, emu.user_id, "hi Sage"), "a"))
+        await recv(ws)
+        await pushes_until_final(ws)
+        emu.chunk_delay = 30.0  # Only the abort can end the reply before recv times out.
+        await ws.send_str(rpc("generate_turn", smart_reply(rid), "gen", cid=4))
+        assert (await recv(ws))["id"] == 4
+        first = (await recv(ws))["push"]["pub"]["data"]
+        await ws.send_str(rpc("abort_generation", {}, "gen", cid=5))
+        assert await recv(ws) == {"id": 5, "rpc": {"data": {"request_id": "gen"}}}
+        last = (await recv(ws))["push"]["pub"]["data"]
+        candidate = last["turn"]["candidates"][0]
+        partial = first["turn"]["candidates"][0]["raw_content"]
+        assert (last["command"], last["request_id"]) == ("update_turn", "gen")
+        assert (candidate["raw_content"], candidate["is_final"], candidate["aborted"]) == (
+            partial,
+            True,
+            True,
+        )
+        emu.chunk_delay = 0.0  # The room is free at once for the next generation.
+        await ws.send_str(rpc("generate_turn", smart_reply(rid), "next", cid=6))
+        await recv(ws)
+        final = (await pushes_until_final(ws))[-1]["push"]["pub"]["data"]["turn"]
+        assert "aborted" not in final["candidates"][0]
+    finally:
+        await ws.close()
+    assert [(a.request_id, a.chat_id, a.text) for a in emu.aborts] == [("gen", rid, partial)]
+    url = f"{emu.url}/neo/murooms/?include_turns=true"
+    async with http.get(url, headers=auth(emu.token)) as r:
+        turns = (await r.json())["rooms"][0]["preview_turns"]["turns"]
+    assert turns[1]["candidates"][0]["raw_content"] == partial
+    assert turns[1]["candidates"][0]["aborted"] is True
+
+
 async def test_a_second_member_receives_the_same_pushes(
     emu: Emulator, http: aiohttp.ClientSession
 ) -> None:

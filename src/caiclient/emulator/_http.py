@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from ._util import encode
+from ._util import decode_json, encode
 from .state import STATE
 from .store import User
 
@@ -21,6 +21,8 @@ __all__ = [
     "json_response",
     "neo_error_body",
     "read_json",
+    "socket_user",
+    "token_from_header",
 ]
 
 log = logging.getLogger("caiclient.emulator")
@@ -69,6 +71,24 @@ def token_from_header(value: str | None) -> str | None:
     return token.strip() if scheme.lower() == "token" else None
 
 
+def _cookie_token(header: str) -> str | None:
+    """The token in a ``HTTP_AUTHORIZATION="Token <t>"`` cookie (quotes optional)."""
+    for part in header.split(";"):
+        name, sep, value = part.partition("=")
+        if sep and name.strip() == "HTTP_AUTHORIZATION":
+            return token_from_header(value.strip().strip('"'))
+    return None
+
+
+def socket_user(request: web.Request) -> User | None:
+    """The user a socket upgrade authenticates, by cookie or ``Authorization`` header
+    (PROTOCOL.md §1.2; both sockets, §8.1 and §9)."""
+    token = _cookie_token(request.headers.get("Cookie", ""))
+    if token is None:
+        token = token_from_header(request.headers.get("Authorization"))
+    return request.app[STATE].store.users_by_token.get(token or "")
+
+
 def authenticate(request: web.Request) -> User:
     """The user owning the request's DRF token; raises ApiError(401) like DRF does."""
     header = request.headers.get("Authorization")
@@ -85,7 +105,7 @@ def authenticate(request: web.Request) -> User:
 
 async def read_json(request: web.Request) -> Any:
     """The decoded JSON body; a malformed body raises msgspec.DecodeError (→ 400)."""
-    return msgspec.json.decode(await request.read())
+    return decode_json(await request.read())
 
 
 def _is_neo(request: web.Request) -> bool:

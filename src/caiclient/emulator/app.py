@@ -25,7 +25,7 @@ from .faults import register as register_faults
 from .filters import Filters
 from .persist import Persistence
 from .seed import SeedSource, apply_seed, load_seed
-from .state import STATE, State
+from .state import STATE, Abort, State
 from .store import Store
 
 __all__ = ["AREAS", "Emulator", "build_app", "serve"]
@@ -167,6 +167,11 @@ class Emulator:
             if character.name == name:
                 return character
         raise KeyError(name)
+
+    @property
+    def aborts(self) -> list[Abort]:
+        """Every ``abort_generation`` the emulator honoured, in arrival order (a copy)."""
+        return list(self.state.aborts)
 
     def mailbox(self, email: str) -> list[Mail]:
         """The mails the running emulator "sent" to ``email`` (login links), oldest first."""

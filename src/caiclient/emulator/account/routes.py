@@ -19,6 +19,7 @@ from .._http import DJANGO_PREFIXES, authenticate, json_response, read_json
 from ..characters.cast import SeedCharacter
 from ..state import STATE
 from ..store import User
+from ..wire import user_account
 from .store import ACCOUNT, AccountStore, SettingsRecord
 
 __all__ = ["PUBLIC_PAGE_SIZE", "add_routes", "user_payload"]
@@ -56,18 +57,11 @@ def no_such_user() -> web.Response:
 
 def user_payload(user: User) -> dict[str, Any]:
     """The ``GET /chat/user/`` body (PROTOCOL.md §4.1); the id is an integer here."""
-    account = {
-        "name": user.name,
-        "avatar_type": "UPLOADED" if user.avatar_file_name else "DEFAULT",
-        "onboarding_complete": True,
-        "avatar_file_name": user.avatar_file_name,
-        "mobile_onboarding_complete": None,
-    }
     inner = {
         "username": user.username,
         "id": int(user.id),
         "first_name": None,
-        "account": account,
+        "account": user_account(user),
         "is_staff": False,
         "subscription": None,
         "entitlements": [],

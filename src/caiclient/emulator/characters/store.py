@@ -176,50 +176,12 @@ class CharacterStore:
         when the character is ``copyable``.
         """
         c = character
-        likes = self.likes(c)
-        body: dict[str, Any] = {
-            "external_id": c.id,
-            "title": c.title,
-            "name": c.name,
-            "visibility": c.visibility,
-            "copyable": c.copyable,
-            "greeting": c.greeting,
-            "description": c.description,
-            "identifier": c.identifier,
-            "avatar_file_name": c.avatar_file_name,
-            "songs": [],
-            "img_gen_enabled": c.img_gen_enabled,
-            "base_img_prompt": c.base_img_prompt,
-            "img_prompt_regex": "",
-            "strip_img_prompt_from_msg": c.strip_img_prompt_from_msg,
-            "default_voice_id": c.default_voice_id or None,
-            "starter_prompts": {"phrases": []},
-            "comments_enabled": True,
-            "user__username": self.creator_username(c),
-            "participant__name": c.name,
-            "participant__num_interactions": c.num_interactions,
-            "participant__user__username": c.participant_username,
-            "voice_id": c.voice_id,
-            "usage": "default",
-            "upvotes": likes,
-        }
+        body = _full_fields(c, self.creator_username(c), self.likes(c))
         owner = viewer is not None and viewer.id == c.creator_id
         if definition and (owner or c.copyable):
             body["definition"] = c.definition
         if neo:
-            body.update(
-                dynamic_greeting_enabled=c.dynamic_greeting_enabled,
-                allow_dynamic_greeting=c.allow_dynamic_greeting,
-                short_hash=short_hash(c.id),
-                updated=c.updated,
-                has_definition=bool(c.definition),
-                is_licensed_professional=False,
-                num_likes=likes,
-                num_interactions_last_day=0,
-                safety="SAFE",
-                translations={},
-                creator_id=c.creator_id,
-            )
+            body.update(_neo_extras(c, self.likes(c)))
         return body
 
     def short(self, character: SeedCharacter, *, neo: bool = False) -> dict[str, Any]:
@@ -249,6 +211,53 @@ class CharacterStore:
             del body["user__id"]
             body.update(name=c.name, num_likes=self.likes(c), creator_id=c.creator_id)
         return body
+
+
+def _full_fields(c: SeedCharacter, creator: str, likes: int) -> dict[str, Any]:
+    """The keys every full character object has (plus and neo alike)."""
+    return {
+        "external_id": c.id,
+        "title": c.title,
+        "name": c.name,
+        "visibility": c.visibility,
+        "copyable": c.copyable,
+        "greeting": c.greeting,
+        "description": c.description,
+        "identifier": c.identifier,
+        "avatar_file_name": c.avatar_file_name,
+        "songs": [],
+        "img_gen_enabled": c.img_gen_enabled,
+        "base_img_prompt": c.base_img_prompt,
+        "img_prompt_regex": "",
+        "strip_img_prompt_from_msg": c.strip_img_prompt_from_msg,
+        "default_voice_id": c.default_voice_id or None,
+        "starter_prompts": {"phrases": []},
+        "comments_enabled": True,
+        "user__username": creator,
+        "participant__name": c.name,
+        "participant__num_interactions": c.num_interactions,
+        "participant__user__username": c.participant_username,
+        "voice_id": c.voice_id,
+        "usage": "default",
+        "upvotes": likes,
+    }
+
+
+def _neo_extras(c: SeedCharacter, likes: int) -> dict[str, Any]:
+    """What ``get_character_info`` of neo adds to the full object."""
+    return {
+        "dynamic_greeting_enabled": c.dynamic_greeting_enabled,
+        "allow_dynamic_greeting": c.allow_dynamic_greeting,
+        "short_hash": short_hash(c.id),
+        "updated": c.updated,
+        "has_definition": bool(c.definition),
+        "is_licensed_professional": False,
+        "num_likes": likes,
+        "num_interactions_last_day": 0,
+        "safety": "SAFE",
+        "translations": {},
+        "creator_id": c.creator_id,
+    }
 
 
 def short_hash(character_id: str) -> str:

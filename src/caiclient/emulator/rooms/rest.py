@@ -17,7 +17,7 @@ from .._util import new_id, now_iso
 from ..characters.cast import SeedCharacter
 from ..state import STATE
 from ..store import User
-from ..wire import Author, Candidate, Turn, TurnKey
+from ..wire import Author, complete_turn
 from .socket import websocket
 from .store import (
     CHARACTER_LIMIT,
@@ -132,19 +132,6 @@ def _user_view(user: User | None, member: Member) -> dict[str, Any]:
     }
 
 
-def _greeting(room_id: str, character: SeedCharacter, now: str) -> Turn:
-    candidate_id = new_id()
-    return Turn(
-        turn_key=TurnKey(room_id, new_id()),
-        create_time=now,
-        last_update_time=now,
-        state="STATE_OK",
-        author=Author(character.id, character.name),
-        candidates=[Candidate(candidate_id, now, character.greeting, is_final=True)],
-        primary_candidate_id=candidate_id,
-    )
-
-
 # ---- create / list ----------------------------------------------------------------------
 
 
@@ -192,7 +179,8 @@ async def create_room(request: web.Request) -> web.Response:
     rec = rooms.create(room)
     if body.with_greeting:
         for character in cast:
-            rooms.append_turn(rec, _greeting(room.id, character, now))
+            author = Author(character.id, character.name)
+            rooms.append_turn(rec, complete_turn(room.id, author, character.greeting, now))
     return json_response(room_view(rooms, rec, include_turns=True))
 
 

@@ -26,6 +26,7 @@ from .._util import new_id
 from ..characters.cast import SeedCharacter, split_cumulative
 from ..state import STATE
 from ..store import User
+from ..wire import user_account
 from .store import V1, V1HistoryRecord, V1MessageRecord, V1Store
 
 __all__ = ["FILTER_TRIGGER", "MAX_CANDIDATES", "PAGE_SIZE", "add_routes"]
@@ -77,19 +78,12 @@ def _src_char(character: SeedCharacter) -> dict[str, Any]:
 
 
 def _user_participant(user: User, messages: int) -> dict[str, Any]:
-    account = {
-        "name": user.name,
-        "avatar_type": "UPLOADED" if user.avatar_file_name else "DEFAULT",
-        "onboarding_complete": True,
-        "avatar_file_name": user.avatar_file_name,
-        "mobile_onboarding_complete": None,
-    }
     return {
         "user": {
             "username": user.username,
             "id": int(user.id),
             "first_name": user.name,
-            "account": account,
+            "account": user_account(user),
             "is_staff": False,
         },
         "is_human": True,
