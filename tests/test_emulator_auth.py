@@ -386,6 +386,19 @@ async def test_link_page_jwt_cookie_and_page_props(
     assert response.content_type == "text/html"
 
 
+@pytest.mark.parametrize("headers", [{}, {"X-Nextjs-data": "1"}])
+async def test_web_root_sets_a_numeric_edge_rollout_cookie(
+    emu: Emulator, http: aiohttp.ClientSession, headers: dict[str, str]
+) -> None:
+    response = await http.get(f"{emu.url}/web/", headers=headers)
+    assert response.status == 200
+    header = response.headers["Set-Cookie"]
+    # The regex two maintained JS clients read it with (PROTOCOL.md §1.2).
+    found = re.search(r"edge_rollout=([^;]+)", header)
+    assert found is not None and found.group(1).isdigit(), header
+    assert "Path=/" in header
+
+
 async def test_auth_state_survives_a_restart(tmp_path: Path) -> None:
     state = tmp_path / "state.db"
     async with Emulator(state_file=state) as emu, aiohttp.ClientSession() as http:

@@ -541,7 +541,7 @@ async def test_rename_archive_resurrect(emu: Emulator, http: aiohttp.ClientSessi
     _, recent = await rest(http, "GET", f"{emu.url}/neo/chats/recent/", emu.token)
     assert recent == {"chats": []}
     _, recent = await rest(http, "GET", f"{emu.url}/neo/chats/recent/{echo.id}", emu.token)
-    assert recent == {"chats": []}
+    assert recent == {}  # no chats with that character: the key is left out
     assert await say(ws, emu, chat_id, "hello?", echo) == neo_error("Chat is archived", 400, "s")
 
     status, body = await rest(http, "PATCH", f"{base}/unarchive", emu.token, b"{}")
@@ -644,6 +644,32 @@ async def test_annotations(emu: Emulator, http: aiohttp.ClientSession, ws: WS) -
 _KEY = {"chat_id": "{chat}", "turn_id": "{turn}"}
 _FAST = {"preferred_model_type": "MODEL_TYPE_FAST"}
 _NOTE = {"annotation": {"annotation_type": "funny"}, "candidate_id": "{cand}", "turn_key": _KEY}
+
+
+async def test_swipe_annotation_answers_for_own_candidates_only(
+    emu: Emulator, http: aiohttp.ClientSession, ws: WS
+) -> None:
+    echo = emu.character("Echo")
+    chat_id = await new_chat(ws, emu, echo, greeting=False)
+    reply = await say(ws, emu, chat_id, "rate me", echo)
+    turn_id, candidate_id = reply["turn_key"]["turn_id"], reply["candidates"][0]["candidate_id"]
+    url = f"{emu.url}/neo/annotations"
+    assert await rest(http, "POST", f"{url}/{chat_id}/{turn_id}/{candidate_id}", emu.token, {}) == (
+        200,
+        {},
+    )
+    other = emu.store.add_user("stranger")
+    missing = [
+        (f"{chat_id}/{turn_id}/{uuid.uuid4()}", emu.token, "Turn candidate not found"),
+        (f"{chat_id}/{uuid.uuid4()}/{candidate_id}", emu.token, "Turn not found"),
+        (f"{uuid.uuid4()}/{turn_id}/{candidate_id}", emu.token, "Chat not found"),
+        (f"{chat_id}/{turn_id}/{candidate_id}", other.token, "Chat not found"),
+    ]
+    for path, token, comment in missing:
+        assert await rest(http, "POST", f"{url}/{path}", token, {}) == (
+            404,
+            neo_error(comment, 404),
+        )
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ from ..state import STATE
 from ..trpc import TrpcCall, TrpcError, add_procedure
 from .store import AUTH, CODE_TTL, AuthStore, FirebaseAccount, LoginAttempt
 
-__all__ = ["FIREBASE_WEB_API_KEY", "add_routes", "make_id_token", "verify_id_token"]
+__all__ = ["EDGE_ROLLOUT", "FIREBASE_WEB_API_KEY", "add_routes", "make_id_token", "verify_id_token"]
 
 FIREBASE_WEB_API_KEY = "AIzaSyAbLy_s6hJqVNr2ZN0UHHiCbJX1X8smTws"
 """character.ai's public Firebase web API key (PROTOCOL.md §3.2); the only key accepted."""
@@ -370,9 +370,21 @@ async def login_jwt(request: web.Request) -> web.Response:
     return response
 
 
+EDGE_ROLLOUT = "60"
+"""The ``edge_rollout`` cookie the web root sets (§1.2: its purpose is unknown; clients
+read it with ``edge_rollout=([^;]+)`` and send it back on the socket; N2's fallback is 60)."""
+
+
 async def web_root(request: web.Request) -> web.Response:
     """``GET /`` of character.ai: HTML, or with ``X-Nextjs-data: 1`` the page props,
-    which carry the token when the ``web-next-auth`` cookie names a user."""
+    which carry the token when the ``web-next-auth`` cookie names a user. Every answer sets
+    the ``edge_rollout`` cookie."""
+    response = _web_root(request)
+    response.set_cookie("edge_rollout", EDGE_ROLLOUT, path="/", samesite="Lax")
+    return response
+
+
+def _web_root(request: web.Request) -> web.Response:
     if request.headers.get("X-Nextjs-data") is None:
         return _html("<p>character.ai (emulated)</p>")
     user = request.app[STATE].store.users_by_token.get(request.cookies.get("web-next-auth", ""))

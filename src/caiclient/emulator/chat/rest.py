@@ -271,9 +271,11 @@ async def recent_chats(request: web.Request) -> web.Response:
 
 
 async def recent_chats_with(request: web.Request) -> web.Response:
-    """``GET /chats/recent/{character_id}``: the user's active chats with one character."""
+    """``GET /chats/recent/{character_id}``: the user's active chats with one character,
+    newest first; ``{}`` without a ``chats`` key when there are none (§7.3: a maintained
+    JS client creates a chat only when the key is absent)."""
     chats = _store(request).recent(_user(request), request.match_info["character_id"])
-    return json_response({"chats": [rec.chat for rec in chats]})
+    return json_response({"chats": [rec.chat for rec in chats]} if chats else {})
 
 
 # ---- turns ------------------------------------------------------------------------------
@@ -348,6 +350,18 @@ async def create_annotation(request: web.Request) -> web.Response:
     return json_response({"annotation": {"annotation_id": note.annotation_id}})
 
 
+async def swipe_annotation(request: web.Request) -> web.Response:
+    """``POST /annotations/{chat_id}/{turn_id}/{candidate_id}`` ``{}`` → ``{}`` (§7.3 [L]:
+    the web client's swipe tracker, called before ``update_primary_candidate``); another
+    user's or a missing chat, turn or candidate is a 404 ``neo_error``. Nothing is kept."""
+    info = request.match_info
+    rec = _chat_by_id(request, info["chat_id"])
+    turn = _turn_or_404(_store(request), rec, info["turn_id"])
+    if all(c.candidate_id != info["candidate_id"] for c in turn.candidates):
+        raise _neo_error(404, "Turn candidate not found")
+    return json_response({})
+
+
 async def remove_annotation(request: web.Request) -> web.Response:
     """``POST /annotation/remove`` ``{"annotation_id", …}`` → ``{}``."""
     user = _user(request)
@@ -389,3 +403,4 @@ def add_routes(app: web.Application) -> None:
     both("GET", "/chats/recent/{character_id}", recent_chats_with)
     both("POST", "/annotation/create", create_annotation)
     both("POST", "/annotation/remove", remove_annotation)
+    both("POST", "/annotations/{chat_id}/{turn_id}/{candidate_id}", swipe_annotation)
