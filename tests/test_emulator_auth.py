@@ -117,7 +117,11 @@ async def test_send_oob_code_mails_a_redirecting_link(
     assert mail.link.startswith(f"{emu.url}/")
     assert "oobCode" not in mail.link
     assert emu.mailbox("someone@else.com") == []
-    response = await http.get(f"{emu.url}/__emulator__/mailbox", params={"email": "ME@example.com"})
+    response = await http.get(
+        f"{emu.url}/__emulator__/mailbox",
+        params={"email": "ME@example.com"},
+        headers={"X-Emulator-Control": emu.control_token},
+    )
     assert await response.json() == [
         {
             "id": mail.id,

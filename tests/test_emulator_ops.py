@@ -1,4 +1,4 @@
-"""Operating the emulator: seed data, state files, background thread, pytest plugin, faults."""
+"""Operating the emulator: seed data, state files, the background thread, the pytest plugin."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from caiclient import AsyncClient, AuthError, BlockedError, Endpoints, RateLimited, ServerError
+from caiclient import AsyncClient, Endpoints
 from caiclient.emulator import Emulator
 from caiclient.emulator.background import BackgroundEmulator
 
@@ -124,69 +123,3 @@ async def test_plugin_client_fixture(cai_emulator: Emulator, cai_client: AsyncCl
 @pytest.mark.cai_emulator(seed=SEED)
 def test_plugin_marker_passes_options(cai_emulator: Emulator) -> None:
     assert cai_emulator.character("Mira").name == "Mira"
-
-
-async def test_rest_faults_heal_after_their_count(emu: Emulator) -> None:
-    emu.faults.http_status(503, times=2)
-    url = f"{emu.url}/plus/chat/user/"
-    headers = {"Authorization": f"Token {emu.token}"}
-    async with aiohttp.ClientSession() as session:
-        for _ in range(2):
-            async with session.get(url, headers=headers) as response:
-                assert response.status == 503
-        async with session.get(url, headers=headers) as response:
-            assert response.status == 200
-        assert emu.faults.active == []
-
-
-async def test_faults_over_http(emu: Emulator) -> None:
-    control = f"{emu.url}/__emulator__/faults"
-    async with aiohttp.ClientSession() as session:
-        async with session.post(
-            control, json={"kind": "http_status", "status": 429, "retry_after": 7}
-        ) as r:
-            assert r.status == 201
-        async with session.get(control) as r:
-            listed = await r.json()
-        assert [f["status"] for f in listed["faults"]] == [429]
-        async with session.get(f"{emu.url}/neo/ping/") as r:
-            assert r.status == 429
-            assert r.headers["Retry-After"] == "7"
-        async with session.post(control, json={"kind": "teleport"}) as r:
-            assert r.status == 400
-        async with session.post(
-            control, json={"kind": "http_status", "status": 500, "bogus": 1}
-        ) as r:
-            assert r.status == 400
-        async with session.post(control, json={"kind": "cloudflare"}) as r:
-            assert r.status == 201
-        async with session.delete(control) as r:
-            assert (await r.json()) == {"faults": []}
-
-
-async def test_client_retries_transient_rest_failures(emu: Emulator, client: AsyncClient) -> None:
-    emu.faults.http_status(503, times=2)
-    me = await client.account.me()
-    assert me.id == emu.user_id
-    emu.faults.http_status(429, times=1, retry_after=0)
-    assert (await client.account.me()).id == emu.user_id
-
-
-async def test_client_gives_up_on_persistent_failures(emu: Emulator, client: AsyncClient) -> None:
-    emu.faults.http_status(503, times=50)
-    with pytest.raises(ServerError) as caught:
-        await client.account.me(timeout=3)
-    assert caught.value.status == 503
-    emu.faults.clear()
-    emu.faults.http_status(429, retry_after=3600)
-    with pytest.raises(RateLimited) as limited:
-        await client.account.me()
-    assert limited.value.retry_after == 3600
-
-
-async def test_cloudflare_block_is_not_an_auth_error(emu: Emulator, client: AsyncClient) -> None:
-    emu.faults.cloudflare(times=1)
-    with pytest.raises(BlockedError) as caught:
-        await client.account.me()
-    assert not isinstance(caught.value, AuthError)
-    assert caught.value.ray

@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument(
         "--seed", metavar="FILE", help="extra users and characters from a JSON or TOML file"
     )
+    emulator.add_argument(
+        "--secret",
+        help="derive every token from this secret, for reproducible runs (default: random, "
+        "or the one kept in --state)",
+    )
     return parser
 
 
@@ -65,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     chunk_delay=args.chunk_delay,
                     state_file=args.state,
                     seed=args.seed,
+                    secret=args.secret,
                 )
             )
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ __all__ = [
     "error_middleware",
     "json_response",
     "neo_error_body",
+    "query_count",
     "read_json",
     "socket_user",
     "token_from_header",
@@ -106,6 +107,20 @@ def authenticate(request: web.Request) -> User:
 async def read_json(request: web.Request) -> Any:
     """The decoded JSON body; a malformed body raises msgspec.DecodeError (→ 400)."""
     return decode_json(await request.read())
+
+
+def query_count(value: str | None, low: int, high: int) -> int | None:
+    """A query parameter holding a whole number from ``low`` to ``high``; None if absent.
+    Anything else (signs, non-ASCII digits, thousands of digits) raises ValueError, so a
+    handler answers 400 instead of failing with a 500 (issue 10 #16)."""
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(high)):
+        raise ValueError(value)
+    number = int(value)
+    if not low <= number <= high:
+        raise ValueError(value)
+    return number
 
 
 def _is_neo(request: web.Request) -> bool:

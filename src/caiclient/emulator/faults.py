@@ -269,7 +269,7 @@ class Faults:
             times=times,
             path_prefix=_prefix(path_prefix),
             add=_additions(add or {}),
-            remove=_key_paths("remove", list(remove or [])),
+            remove=_key_paths("remove", [] if remove is None else remove),
         )
         return self._arm(fault, seconds)
 

@@ -44,7 +44,6 @@ __all__ = ["EDGE_ROLLOUT", "FIREBASE_WEB_API_KEY", "add_routes", "make_id_token"
 FIREBASE_WEB_API_KEY = "AIzaSyAbLy_s6hJqVNr2ZN0UHHiCbJX1X8smTws"
 """character.ai's public Firebase web API key (PROTOCOL.md §3.2); the only key accepted."""
 _PROJECT = "character-ai"
-_JWT_SECRET = b"caiclient-emulator-firebase"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Live hosts a continueUrl may name, mapped to the emulator's prefixes.
 _LIVE_HOSTS = {
@@ -63,7 +62,8 @@ def _auth(request: web.Request) -> AuthStore:
 
 
 def _origin(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}"
+    """The emulator's own URL: links in mails never come from the request's ``Host``."""
+    return request.app[STATE].origin()
 
 
 def _valid_email(value: object) -> bool:
@@ -115,12 +115,13 @@ def _local_url(url: object, origin: str) -> str | None:
 # ---- JWT (Firebase idToken) -------------------------------------------------------------
 
 
-def _sign(data: bytes) -> str:
-    return b64url(hmac.new(_JWT_SECRET, data, hashlib.sha256).digest())
+def _sign(key: bytes, data: bytes) -> str:
+    return b64url(hmac.new(key, data, hashlib.sha256).digest())
 
 
-def make_id_token(account: FirebaseAccount, now: float) -> str:
-    """A Firebase-like ``idToken`` (HS256, signed with the emulator's secret)."""
+def make_id_token(key: bytes, account: FirebaseAccount, now: float) -> str:
+    """A Firebase-like ``idToken`` (HS256, signed with ``key``, derived from the emulator's
+    secret, so nobody without it can mint one for any e-mail)."""
     header = b64url(msgspec.json.encode({"alg": "HS256", "kid": "emulator", "typ": "JWT"}))
     claims = {
         "iss": f"https://securetoken.google.com/{_PROJECT}",
@@ -136,15 +137,15 @@ def make_id_token(account: FirebaseAccount, now: float) -> str:
     }
     payload = b64url(msgspec.json.encode(claims))
     signing_input = f"{header}.{payload}"
-    return f"{signing_input}.{_sign(signing_input.encode())}"
+    return f"{signing_input}.{_sign(key, signing_input.encode())}"
 
 
-def verify_id_token(token: object, now: float) -> str | None:
+def verify_id_token(key: bytes, token: object, now: float) -> str | None:
     """The e-mail of a valid, unexpired token made by :func:`make_id_token`, else None."""
     if not isinstance(token, str) or token.count(".") != 2:
         return None
     signing_input, _, signature = token.rpartition(".")
-    if not hmac.compare_digest(_sign(signing_input.encode()), signature):
+    if not hmac.compare_digest(_sign(key, signing_input.encode()), signature):
         return None
     try:
         payload = signing_input.split(".")[1]
@@ -272,7 +273,7 @@ async def sign_in_with_email_link(request: web.Request) -> web.Response:
     return json_response(
         {
             "kind": "identitytoolkit#EmailLinkSigninResponse",
-            "idToken": make_id_token(account, now),
+            "idToken": make_id_token(store.jwt_key, account, now),
             "email": email,
             "refreshToken": f"AMf-v{refresh}",
             "expiresIn": str(int(CODE_TTL)),
@@ -303,7 +304,7 @@ async def google_idp(request: web.Request) -> web.Response:
     token = body.get("id_token") if isinstance(body, dict) else None
     if not token:
         raise ApiError(400, {"error": "id_token is required"})
-    email = verify_id_token(token, time.time())
+    email = verify_id_token(_auth(request).jwt_key, token, time.time())
     if email is None:
         raise ApiError(400, {"error": "Invalid id_token"})
     return json_response({"key": _auth(request).user_for_email(email).token})
@@ -361,7 +362,7 @@ async def login_jwt(request: web.Request) -> web.Response:
     token in it, which its tRPC router accepts)."""
     store = _auth(request)
     uuid = request.query.get("uuid")
-    email = verify_id_token(request.query.get("googleJwt"), time.time())
+    email = verify_id_token(store.jwt_key, request.query.get("googleJwt"), time.time())
     if email is None or (uuid and uuid not in store.attempts):
         return _html("<p>Sign-in failed.</p>", 400)
     user = store.user_for_email(email)

@@ -78,6 +78,8 @@ class AuthStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.jwt_key = store.derive_key("firebase-jwt")
+        """The key that signs the emulated Firebase ``idToken`` (HS256)."""
         self.code_ttl = CODE_TTL
         """Seconds a sign-in code or login attempt stays valid (tests shorten it)."""
         persist = store.persist
@@ -165,7 +167,7 @@ class AuthStore:
                 return user
         local = re.sub(r"[^A-Za-z0-9_]", "_", key.split("@", 1)[0])[:16] or "user"
         username = self._free_username(local.ljust(2, "_"))
-        token = hashlib.sha256(f"caiclient-emulator:google:{key}".encode()).hexdigest()[:40]
+        token = self.store.derive(f"token:google:{key}")
         user = self.store.add_user(username, key.split("@", 1)[0], token=token)
         user.email = key
         self.store.persist.put("user", user.id, user)
@@ -173,7 +175,7 @@ class AuthStore:
 
     def guest(self, lazy_uuid: str) -> User:
         """The guest user of ``lazy_uuid`` (the same one every time)."""
-        token = hashlib.sha256(f"caiclient-emulator:lazy:{lazy_uuid}".encode()).hexdigest()[:40]
+        token = self.store.derive(f"token:lazy:{lazy_uuid}")
         user = self.store.users_by_token.get(token)
         if user is not None:
             return user

@@ -14,16 +14,18 @@ from urllib.parse import parse_qsl
 import msgspec
 from aiohttp import web
 
-from .._http import ApiError, authenticate, json_response, neo_error_body, read_json
+from .._http import ApiError, authenticate, json_response, neo_error_body, query_count, read_json
 from .._util import b64url, b64url_decode, new_id, now_iso
 from ..state import STATE
 from ..store import User
 from ..wire import Chat, Turn, WireTurnKey, pin_view
 from .store import CHAT, Annotation, ChatRecord, ChatStore
 
-__all__ = ["PAGE_SIZE", "add_routes"]
+__all__ = ["MAX_PREVIEW_TURNS", "PAGE_SIZE", "add_routes"]
 
 PAGE_SIZE = 50
+MAX_PREVIEW_TURNS = 1000
+"""Largest ``num_preview_turns`` of ``GET /chats/`` (our choice; clients ask for a few)."""
 _TOKEN_PREFIX = b"turns:"
 _STAR_VALUES = range(1, 5)
 
@@ -250,10 +252,11 @@ async def list_chats(request: web.Request) -> web.Response:
     query = _query(request)
     ids = query.get("character_ids")
     wanted = {i for i in ids.split(",") if i} if ids else None
-    raw = query.get("num_preview_turns")
-    if raw is not None and not raw.isdigit():
-        raise _neo_error(400, "Invalid num_preview_turns")
-    previews = int(raw) if raw is not None else None
+    try:
+        previews = query_count(query.get("num_preview_turns"), 0, MAX_PREVIEW_TURNS)
+    except ValueError:
+        detail = f"Invalid num_preview_turns: a whole number from 0 to {MAX_PREVIEW_TURNS}"
+        raise _neo_error(400, detail) from None
     chats = []
     for rec in _store(request).chats_of(user, wanted):
         body = _with_character(rec)

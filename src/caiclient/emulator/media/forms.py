@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, web
 
+from ..state import STATE
+
 __all__ = ["FormError", "FormPart", "origin", "read_form"]
 
 _MAX_PARTS = 8
@@ -30,8 +32,9 @@ class FormError(Exception):
 
 
 def origin(request: web.Request) -> str:
-    """``http://host:port`` as the client reached us, for absolute URLs in responses."""
-    return str(request.url.origin())
+    """The emulator's own ``http://host:port``, for absolute URLs in responses (never the
+    request's ``Host``)."""
+    return request.app[STATE].origin()
 
 
 async def _read_part(part: BodyPartReader, limit: int) -> bytes:

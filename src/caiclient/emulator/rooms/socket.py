@@ -34,6 +34,15 @@ log = logging.getLogger("caiclient.emulator")
 VERSION = "5.4.9"
 """The server version announced in the connect reply (any string; clients ignore it)."""
 NO_PONG = 3012  # Centrifugo's disconnect code "no pong"
+SLOW = 3008  # Centrifugo's disconnect code "slow": the client does not read its frames
+MAX_CLIENT_FRAME = 1024 * 1024
+"""Largest frame a client may send (1 MiB, as on ``/neo/ws/``); larger closes with 1009."""
+MAX_QUEUED = 1024
+"""Frames waiting for one socket; a client that lets more pile up is closed as slow."""
+READ_PAUSE = 256
+"""While this many frames wait, the socket's reader stops reading the client's frames."""
+MAX_IN_FLIGHT = 256
+"""Room commands of one socket being carried out at once; beyond, rpc error 429."""
 
 # Centrifugo's own error codes.
 UNAUTHORIZED = (101, "unauthorized")
@@ -59,7 +68,7 @@ def split_objects(text: str) -> tuple[list[Any], bool]:
             return values, True
         try:
             value, at = _DECODER.raw_decode(text, at)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # Too deep is malformed too.
             return values, False
         values.append(value)
 
@@ -79,14 +88,40 @@ class Session:
         self.channels: set[str] = set()
         self.connected = False
         self.awaiting_pong = False
+        self.in_flight = 0
         self._queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._readable = asyncio.Event()
+        self._readable.set()
+        self._slow = False
 
     @property
     def core(self) -> Store:
         return self.rooms.core
 
     def push(self, frame: bytes) -> None:
+        """Queue a frame for the writer; never waits (publications go to many sockets).
+
+        The queue is bounded: past :data:`READ_PAUSE` frames the reader pauses, past
+        :data:`MAX_QUEUED` the socket is closed as slow (issue 10 #16)."""
+        if self._slow:
+            return
+        if self._queue.qsize() >= MAX_QUEUED:
+            self._slow = True
+            self.state.spawn(self._close(SLOW, b"slow"))
+            return
         self._queue.put_nowait(frame)
+        if self._queue.qsize() >= READ_PAUSE:
+            self._readable.clear()
+
+    async def _close(self, code: int, message: bytes) -> None:
+        await self.ws.close(code=code, message=message)
+
+    async def readable(self) -> None:
+        """Wait until few enough frames are queued to read the client's next frame."""
+        await self._readable.wait()
+
+    def finished(self) -> None:
+        self.in_flight -= 1
 
     def forget(self, channel: str) -> None:
         self.channels.discard(channel)
@@ -107,6 +142,8 @@ class Session:
     async def writer(self) -> None:
         while True:
             frame = await self._queue.get()
+            if self._queue.qsize() < READ_PAUSE:
+                self._readable.set()
             try:
                 await self.ws.send_frame(frame, WSMsgType.TEXT)
             except (ConnectionError, RuntimeError):
@@ -226,10 +263,14 @@ def _rpc(session: Session, cid: int, params: dict[str, Any]) -> None:
     except msgspec.ValidationError as exc:
         session.error(cid, 400, f"Invalid payload: {exc}")
         return
+    if session.in_flight >= MAX_IN_FLIGHT:
+        session.error(cid, 429, "Too many requests in flight")
+        return
     session.reply(cid, "rpc", {"data": {"request_id": request_id}})
     pending = work()
     if pending is not None:
-        session.state.spawn(pending)
+        session.in_flight += 1
+        session.state.spawn(pending).add_done_callback(lambda _: session.finished())
 
 
 _METHODS: dict[str, Callable[[Session, int, dict[str, Any]], None]] = {
@@ -249,7 +290,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if user is None:
         return web.Response(status=403, text="Forbidden")
     state = request.app[STATE]
-    ws = web.WebSocketResponse(compress=False, max_msg_size=4 * 1024 * 1024)
+    ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_CLIENT_FRAME)
     await ws.prepare(request)
     session = Session(ws, user, request.app[ROOMS], state)
     state.sockets.add(ws)
@@ -261,6 +302,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 session.receive(msg.data)
             elif msg.type is WSMsgType.BINARY:
                 session.receive(msg.data.decode("utf-8", "replace"))
+            await session.readable()
     finally:
         session.close()
         for task in tasks:

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from .._http import DJANGO_PREFIXES, ApiError, authenticate, json_response, read_json
+from .._http import DJANGO_PREFIXES, ApiError, authenticate, json_response, query_count, read_json
 from .._util import new_id
 from ..characters.cast import SeedCharacter, split_cumulative
 from ..state import STATE
@@ -264,10 +264,10 @@ async def history_messages(request: web.Request) -> web.StreamResponse:
     history_id = request.query.get("history_external_id")
     if not history_id:
         raise _bad_request("history_external_id is required")
-    raw_page = request.query.get("page_num", "1")
-    if not raw_page.isdigit() or int(raw_page) < 1:
-        raise _bad_request("page_num must be a positive integer")
-    page_num = int(raw_page)
+    try:
+        page_num = query_count(request.query.get("page_num", "1"), 1, 10**9) or 1
+    except ValueError:
+        raise _bad_request("page_num must be a positive integer") from None
     rec = _history_or_404(v1, user, history_id)
     character = _character_of(v1, rec)
     messages = v1.messages[rec.external_id]
