@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from caiclient import AsyncClient, Endpoints
-from caiclient.emulator import Emulator
+from caiclient.emulator import Emulator, serve
 from caiclient.emulator.background import BackgroundEmulator
 
 SEED = {
@@ -123,3 +127,45 @@ async def test_plugin_client_fixture(cai_emulator: Emulator, cai_client: AsyncCl
 @pytest.mark.cai_emulator(seed=SEED)
 def test_plugin_marker_passes_options(cai_emulator: Emulator) -> None:
     assert cai_emulator.character("Mira").name == "Mira"
+
+
+# ---- seed data and knobs ----------------------------------------------------------------
+
+
+async def test_seed_data_shapes(emu: Emulator) -> None:
+    assert re.fullmatch(r"[0-9a-f]{40}", emu.token)
+    assert emu.user_id.isdigit()
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", emu.url)
+    assert len(emu.characters) >= 3
+    for character in emu.characters:
+        assert re.fullmatch(r"[A-Za-z0-9_-]{43}", character.id)
+        assert character.name and character.greeting and character.title
+    assert emu.character("Echo").name == "Echo"
+    with pytest.raises(KeyError):
+        emu.character("Nobody")
+
+
+@pytest.mark.parametrize("chunks", [1, 0, 2.5, True])
+def test_chunks_validated(chunks: Any) -> None:
+    with pytest.raises(ValueError, match="chunks"):
+        Emulator(chunks=chunks)
+
+
+async def test_stop_is_idempotent() -> None:
+    emulator = Emulator()
+    await emulator.start()
+    await emulator.stop()
+    await emulator.stop()
+
+
+async def test_serve_runs_until_cancelled(http: aiohttp.ClientSession) -> None:
+    ready: asyncio.Future[Emulator] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve(chunk_delay=0.0, on_ready=ready.set_result))
+    emulator = await asyncio.wait_for(ready, 5)
+    async with http.get(f"{emulator.url}/neo/ping/") as r:
+        assert r.status == 200
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await http.get(f"{emulator.url}/neo/ping/")

@@ -1,4 +1,5 @@
-"""The emulator's first slice, exercised with a third-party client (aiohttp), not caiclient."""
+"""The chat socket ``/neo/ws/`` (PROTOCOL.md §8): upgrade auth, ``create_chat``, the
+streamed generation, framing, history and recents; driven by aiohttp, not caiclient."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from caiclient.emulator import Emulator, SeedCharacter, serve
-from caiclient.emulator.characters import split_cumulative
+from caiclient.emulator import Emulator, SeedCharacter
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 NEO_404 = {
@@ -127,101 +127,6 @@ async def get_json(
     headers = auth(token) if token else {}
     async with http.get(url, headers=headers, params=params) as resp:
         return resp.status, await resp.json()
-
-
-# ---- seed data and knobs ----------------------------------------------------------------
-
-
-async def test_seed_data_shapes(emu: Emulator) -> None:
-    assert re.fullmatch(r"[0-9a-f]{40}", emu.token)
-    assert emu.user_id.isdigit()
-    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", emu.url)
-    assert len(emu.characters) >= 3
-    for character in emu.characters:
-        assert re.fullmatch(r"[A-Za-z0-9_-]{43}", character.id)
-        assert character.name and character.greeting and character.title
-    assert emu.character("Echo").name == "Echo"
-    with pytest.raises(KeyError):
-        emu.character("Nobody")
-
-
-@pytest.mark.parametrize("chunks", [1, 0, 2.5, True])
-def test_chunks_validated(chunks: Any) -> None:
-    with pytest.raises(ValueError, match="chunks"):
-        Emulator(chunks=chunks)
-
-
-async def test_stop_is_idempotent() -> None:
-    emulator = Emulator()
-    await emulator.start()
-    await emulator.stop()
-    await emulator.stop()
-
-
-@pytest.mark.parametrize("n", range(2, 12))
-def test_split_cumulative_strictly_growing(n: int) -> None:
-    text = "The quick brown fox jumps over the lazy dog, twice over."
-    pieces = split_cumulative(text, n)
-    assert len(pieces) == n
-    assert pieces[-1] == text
-    assert all(p and text.startswith(p) for p in pieces)
-    assert all(len(a) < len(b) for a, b in itertools.pairwise(pieces))
-
-
-# ---- REST auth and account ----------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("headers", "detail"),
-    [
-        ({}, "Authentication credentials were not provided."),
-        ({"Authorization": "Token " + "0" * 40}, "Invalid token."),
-        ({"Authorization": "Bearer whatever"}, "Invalid token."),
-    ],
-)
-async def test_rest_rejects_bad_auth(
-    emu: Emulator, http: aiohttp.ClientSession, headers: dict[str, str], detail: str
-) -> None:
-    async with http.get(f"{emu.url}/plus/chat/user/", headers=headers) as resp:
-        assert resp.status == 401
-        assert await resp.json() == {"detail": detail}
-
-
-@pytest.mark.parametrize("prefix", ["/plus", "/beta"])
-async def test_chat_user_shape(emu: Emulator, http: aiohttp.ClientSession, prefix: str) -> None:
-    headers = {"authorization": f"Token {emu.token}"}  # lowercase, as PyCharacterAI sends
-    async with http.get(f"{emu.url}{prefix}/chat/user/", headers=headers) as resp:
-        assert resp.status == 200
-        body = await resp.json()
-    outer = body["user"]
-    inner = outer["user"]
-    assert inner["id"] == int(emu.user_id) and isinstance(inner["id"], int)
-    assert inner["username"] == emu.username
-    assert inner["first_name"] is None and inner["is_staff"] is False
-    assert inner["subscription"] is None and inner["entitlements"] == []
-    assert inner["account"]["avatar_type"] == "DEFAULT"
-    assert inner["account"]["onboarding_complete"] is True
-    assert outer["is_human"] is True and TS.match(outer["date_joined"])
-    assert outer["hidden_characters"] == [] and outer["suspended_until"] is None
-    assert set(outer) >= {"name", "email", "bio", "interests", "date_of_birth", "blocked_users"}
-
-
-async def test_unknown_paths_are_json_404(emu: Emulator, http: aiohttp.ClientSession) -> None:
-    async with http.get(f"{emu.url}/plus/chat/nope/") as resp:
-        assert resp.status == 404
-        assert await resp.json() == {"detail": "Not found."}
-    async with http.get(f"{emu.url}/neo/nope/") as resp:
-        assert resp.status == 404
-        assert (await resp.json())["command"] == "neo_error"
-
-
-async def test_malformed_json_body_is_400(emu: Emulator, http: aiohttp.ClientSession) -> None:
-    url = f"{emu.url}/plus/chat/user/update/"
-    async with http.post(url, data=b"{not json", headers=auth(emu.token)) as resp:
-        assert resp.status == 400
-        assert "detail" in await resp.json()
-    async with http.post(url, json={"bio": "hello"}, headers=auth(emu.token)) as resp:
-        assert await resp.json() == {"status": "OK"}
 
 
 # ---- WebSocket auth -----------------------------------------------------------------------
@@ -609,16 +514,3 @@ async def test_stop_with_generation_in_flight_is_clean(http: aiohttp.ClientSessi
         await asyncio.wait_for(emulator.stop(), 5)
         assert (await sock.receive(timeout=5)).type == aiohttp.WSMsgType.CLOSE
     assert not emulator.state.tasks
-
-
-async def test_serve_runs_until_cancelled(http: aiohttp.ClientSession) -> None:
-    ready: asyncio.Future[Emulator] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(serve(chunk_delay=0.0, on_ready=ready.set_result))
-    emulator = await asyncio.wait_for(ready, 5)
-    status, _ = await get_json(http, f"{emulator.url}/neo/ping/", None)
-    assert status == 200
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    with pytest.raises(aiohttp.ClientConnectionError):
-        await get_json(http, f"{emulator.url}/neo/ping/", None)
