@@ -384,7 +384,10 @@ async def test_abort_of_a_queued_generation_keeps_the_users_turn_only(
     assert await recv(ws) == {}  # "two" sent no reply frame at all
     texts = [t["candidates"][0]["raw_content"] for t in reversed(await history(http, emu, chat_id))]
     assert texts == ["one", first["turn"]["candidates"][0]["raw_content"], "two"]
-    assert [(a.request_id, a.text) for a in emu.aborts] == [("two", ""), ("one", texts[1])]
+    assert [(a.request_id, a.turn_id, a.text) for a in emu.aborts] == [
+        ("two", "", ""),
+        ("one", first["turn"]["turn_key"]["turn_id"], texts[1]),
+    ]
 
 
 async def test_abort_of_a_swipe_keeps_the_partial_candidate(

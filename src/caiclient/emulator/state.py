@@ -26,8 +26,10 @@ log = logging.getLogger("caiclient.emulator")
 
 @dataclass(frozen=True, slots=True)
 class Abort:
-    """One honoured ``abort_generation``: the generation's request id, where its reply went
-    and the text it had when it stopped (PROTOCOL.md §8.5, docs/emulator.md "Abort")."""
+    """One honoured ``abort_generation``: the generation's request id, its chat (or room),
+    the turn that holds the stopped reply and the text stored; ``turn_id`` and ``text`` are
+    ``""`` when it stopped before its first frame (PROTOCOL.md §8.5, docs/emulator.md
+    "Abort")."""
 
     request_id: str
     chat_id: str

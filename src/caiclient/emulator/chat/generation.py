@@ -132,11 +132,12 @@ async def _finish_aborted(
 ) -> Turn | None:
     """Close an aborted reply: one final ``update_turn`` with the text sent so far, marked
     ``aborted``, which is what gets stored; nothing when no piece went out."""
-    text = last.candidates[0].raw_content if last is not None else ""
-    abort = Abort(str(reply.request_id), reply.key.chat_id, reply.key.turn_id, text)
-    conn.state.record_abort(running, abort)
+    rid, chat_id = str(reply.request_id), reply.key.chat_id
     if last is None:
+        conn.state.record_abort(running, Abort(rid, chat_id, "", ""))
         return None
+    text = last.candidates[0].raw_content
+    conn.state.record_abort(running, Abort(rid, chat_id, reply.key.turn_id, text))
     final = reply.turn(text, final=True, aborted=True)
     await conn.send(reply.frame("update_turn", final))
     return final

@@ -86,14 +86,7 @@ class V1Store:
     def character(self, user: User, character_id: object) -> SeedCharacter | None:
         """The character if ``user`` may chat with it: missing, archived and other users'
         private characters all read as missing."""
-        if not isinstance(character_id, str):
-            return None
-        character = self.store.characters.get(character_id)
-        if character is None or character.archived:
-            return None
-        if character.visibility == "PRIVATE" and character.creator_id != user.id:
-            return None
-        return character
+        return self.store.character_for(user, character_id)
 
     def history(self, user: User, history_id: object) -> V1HistoryRecord | None:
         """The history if it exists and is ``user``'s; None otherwise (no leak of which)."""
