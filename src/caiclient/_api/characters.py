@@ -18,11 +18,11 @@ from ..errors import (
     ServerError,
     ValidationError,
 )
-from ..models._character import Character, CharacterShort, avatar_url_for
+from ..models import Character, CharacterShort, avatar_url_for
 from ..protocol import characters as proto
-from ..protocol.http import Request
+from ..protocol.http import Request, check_refusal
 
-__all__ = ["CharactersAPI"]
+__all__ = ["AsyncCharactersAPI"]
 
 log = logging.getLogger("caiclient.characters")
 
@@ -147,7 +147,7 @@ def _falls_back(exc: CaiError) -> bool:
     return isinstance(exc, ServerError) and exc.status is not None and exc.status >= 500
 
 
-class CharactersAPI:
+class AsyncCharactersAPI:
     """Characters: info, search, discovery, your own (``client.characters``)."""
 
     def __init__(self, core: ClientCore) -> None:
@@ -418,7 +418,7 @@ class CharactersAPI:
         check_timeout(timeout)
         request = proto.vote(self._core.endpoints, character_id, vote)
         body = await self._core.call(request, timeout=timeout, not_found=CharacterNotFound)
-        proto.check_status(body, "vote")
+        check_refusal(body, "vote", not_found=CharacterNotFound, object_expected=True)
 
     async def report(
         self,

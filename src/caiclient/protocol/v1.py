@@ -24,8 +24,8 @@ from ..errors import (
     ProtocolError,
     ServerError,
 )
-from ..models._v1 import V1Chunk, V1History, V1Message
-from .http import Request, decode
+from ..models import V1Chunk, V1History, V1Message
+from .http import Request, check_refusal, decode
 
 __all__ = [
     "HISTORIES_NUMBER",
@@ -186,13 +186,6 @@ class _WireHistory(msgspec.Struct, kw_only=True):
     msgs: list[_WireMessage] | None = None
 
 
-class _Envelope(msgspec.Struct):
-    """The plus error envelope: ``{"status": "NOT_OK", "error": …}`` or ``{"error": …}``."""
-
-    status: Any = None
-    error: Any = None
-
-
 class _HistoriesBody(msgspec.Struct):
     histories: list[_WireHistory] | None = None
 
@@ -241,20 +234,11 @@ def plain_text_error(body: bytes) -> CaiError | None:
 
 
 def _check(body: bytes, what: str) -> None:
-    """Raise what a 2xx body reports instead of data: plain text or the error envelope."""
+    """Raise what a 2xx body reports instead of data: plain text or an in-band refusal."""
     error = plain_text_error(body)
     if error is not None:
         raise error
-    try:
-        envelope = msgspec.json.decode(body, type=_Envelope)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return  # Not an object: the caller's typed decode reports it.
-    failed = envelope.error is not None or (
-        isinstance(envelope.status, str) and envelope.status.upper() not in ("OK", "")
-    )
-    if failed:
-        text = str(envelope.error or envelope.status)
-        raise ServerError(f"{what} failed: {text}", status=200, body=text)
+    check_refusal(body, what)
 
 
 def _history(wire: _WireHistory, character_id: str) -> V1History:
