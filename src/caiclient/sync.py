@@ -225,7 +225,7 @@ class UsersAPI:
     """Other users: public profiles, following and followers (``client.users``).
 
     An unknown username is :class:`~caiclient.UserNotFound`. The live server answers it
-    with an HTTP 500 (PROTOCOL.md §15.4), so on these calls a 500 is read as "no such user".
+    with an HTTP 500 (docs/protocol.md §15.4), so on these calls a 500 is read as "no such user".
     """
 
     def __init__(self, api: AsyncUsersAPI, portal: Portal) -> None:
@@ -876,7 +876,7 @@ class ImagesAPI:
 class V1API:
     """Legacy Chat V1 over HTTP (``client.v1``): histories, messages, streamed replies.
 
-    Chat V1 is the pre-2024 chat system (PROTOCOL.md §10); the live service retired the old
+    Chat V1 is the pre-2024 chat system (docs/protocol.md §10); the live service retired the old
     beta site, so these calls mainly serve old accounts and the emulator.
     """
 

@@ -1,4 +1,4 @@
-"""The ``client.characters`` namespace (PROTOCOL.md §6)."""
+"""The ``client.characters`` namespace (docs/protocol.md §6)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ __all__ = ["AsyncCharactersAPI"]
 
 log = logging.getLogger("caiclient.characters")
 
-# Server-side limits (PROTOCOL.md §6.3); ``title`` may also be empty.
+# Server-side limits (docs/protocol.md §6.3); ``title`` may also be empty.
 _LIMITS = {
     "name": (3, 20),
     "greeting": (3, 4096),
@@ -37,7 +37,7 @@ _LIMITS = {
 _VISIBILITIES = ("PUBLIC", "UNLISTED", "PRIVATE")
 _MAX_QUERY = 200
 
-# Search routes, newest first (PROTOCOL.md §6.6, §15.3).
+# Search routes, newest first (docs/protocol.md §6.6, §15.3).
 _SEARCH_ROUTES: tuple[tuple[str, Callable[[Endpoints, str], Request]], ...] = (
     ("neo /search/v1/character", proto.search),
     ("tRPC search.search", proto.search_trpc),

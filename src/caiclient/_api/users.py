@@ -26,7 +26,7 @@ class AsyncUsersAPI:
     """Other users: public profiles, following and followers (``client.users``).
 
     An unknown username is :class:`~caiclient.UserNotFound`. The live server answers it
-    with an HTTP 500 (PROTOCOL.md §15.4), so on these calls a 500 is read as "no such user".
+    with an HTTP 500 (docs/protocol.md §15.4), so on these calls a 500 is read as "no such user".
     """
 
     def __init__(self, core: ClientCore) -> None:

@@ -39,7 +39,7 @@ def _message_uuid(value: object, what: str = "message") -> str:
 class AsyncV1API:
     """Legacy Chat V1 over HTTP (``client.v1``): histories, messages, streamed replies.
 
-    Chat V1 is the pre-2024 chat system (PROTOCOL.md §10); the live service retired the old
+    Chat V1 is the pre-2024 chat system (docs/protocol.md §10); the live service retired the old
     beta site, so these calls mainly serve old accounts and the emulator.
     """
 

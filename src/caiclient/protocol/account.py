@@ -1,4 +1,4 @@
-"""Account, users, personas and settings on the Django host (``plus``, PROTOCOL.md §4). No I/O.
+"""Account, users, personas and settings on the Django host (``plus``, docs/protocol.md §4). No I/O.
 
 The Django app reports many refusals inside a 2xx body: ``{"status": "NOT_OK", "error": …}``,
 ``{"error": …}`` or ``{"success": false, …}`` (§2.4.2); the one reader of those,
@@ -370,7 +370,7 @@ class _WirePublicUser(msgspec.Struct, kw_only=True):
 
 
 class _PublicUserBody(msgspec.Struct, kw_only=True):
-    # K1 saw ``[]`` for an unknown user (PROTOCOL.md §15.4).
+    # K1 saw ``[]`` for an unknown user (docs/protocol.md §15.4).
     public_user: _WirePublicUser | list[Any] | None = None
 
 

@@ -1,6 +1,6 @@
 """Character requests and responses: info, search, discovery, create/update, votes. No I/O.
 
-Three generations of search (PROTOCOL.md §6.6, §15.3) and two of character info (§6.2,
+Three generations of search (docs/protocol.md §6.6, §15.3) and two of character info (§6.2,
 §15.2) are built here; which one to try first is the namespace's business. Every parser
 normalises the generations' spellings into :class:`Character` / :class:`CharacterShort`.
 """
@@ -130,7 +130,7 @@ def vote(endpoints: Endpoints, character_id: str, value: bool | None) -> Request
     return Request("POST", url, json=body, idempotent=True)
 
 
-# Report categories of the web client (PROTOCOL.md §2.3).
+# Report categories of the web client (docs/protocol.md §2.3).
 REPORT_CATEGORIES = frozenset(
     [
         "ABUSE",

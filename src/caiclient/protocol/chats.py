@@ -185,7 +185,7 @@ def parse_turns_page(body: bytes) -> tuple[list[Turn], str | None]:
 
 
 def parse_chats(body: bytes) -> list[Chat]:
-    """``{"chats": [...]}``; a missing or null list means no chats (PROTOCOL.md §7.3)."""
+    """``{"chats": [...]}``; a missing or null list means no chats (docs/protocol.md §7.3)."""
     check_body(body, "/chats/")
     return decode(body, _ChatsBody, "/chats/").chats or []
 

@@ -133,7 +133,7 @@ class _NeoErrorBody(msgspec.Struct, kw_only=True):
     sub_code: int | str | None = None
     retry_after_seconds: float | None = None
     detail: str | None = None
-    # A string (Django) or an object with a "message" (Firebase, PROTOCOL.md §2.4.7).
+    # A string (Django) or an object with a "message" (Firebase, docs/protocol.md §2.4.7).
     error: str | dict[str, Any] | None = None
     message: str | None = None
 

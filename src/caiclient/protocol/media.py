@@ -1,4 +1,4 @@
-"""Media requests and responses: voices, TTS replay, voice overrides, images (PROTOCOL.md §11).
+"""Media requests and responses: voices, TTS replay, voice overrides, images (docs/protocol.md §11).
 
 No I/O. Voices and replay live on neo's multimodal API (camelCase JSON); overrides, image
 upload and generation on the Django app (``plus``); pictures on the CDN.
@@ -259,7 +259,7 @@ class _Envelope(msgspec.Struct):
 
 def _envelope(body: bytes, what: str) -> _Envelope:
     """The decoded body, once :func:`~caiclient.protocol.http.check_refusal` found no
-    in-band failure in it (PROTOCOL.md §2.4.2)."""
+    in-band failure in it (docs/protocol.md §2.4.2)."""
     check_refusal(body, what, object_expected=True)
     return decode(body, _Envelope, what)
 

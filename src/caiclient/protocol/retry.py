@@ -57,7 +57,7 @@ MAX_RESENDS = 3
 WS_MESSAGE_TOO_BIG = 1009
 """The close code of a server that refused a frame as too large (RFC 6455 §7.4.1)."""
 
-# Gateway errors that say "try again", not "your request is wrong" (PROTOCOL.md §2.4.5).
+# Gateway errors that say "try again", not "your request is wrong" (docs/protocol.md §2.4.5).
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
 
 
