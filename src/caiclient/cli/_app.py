@@ -39,6 +39,7 @@ from ..errors import (
     AuthError,
     BlockedError,
     CaiError,
+    Filtered,
     NotFound,
     NotLoggedIn,
     RateLimited,
@@ -66,11 +67,13 @@ __all__ = [
     "EXIT_USAGE",
     "Options",
     "Session",
+    "closing",
     "command",
     "describe_error",
     "exit_status",
     "group",
     "main",
+    "on_sigint",
     "open_endpoints",
     "open_session",
     "run",
@@ -122,6 +125,7 @@ EXIT_STATUSES: tuple[tuple[type[CaiError], int, str, str], ...] = (
     (NotFound, EXIT_NOT_FOUND, "not found", ""),
     (RateLimited, EXIT_RATE_LIMITED, "rate limited", "wait and try again"),
     (TransportError, EXIT_NETWORK, "network", "check the connection; `cai doctor` helps"),
+    (Filtered, EXIT_ERROR, "refused", "rephrase the message"),
     (CaiError, EXIT_ERROR, "error", ""),
 )
 
@@ -457,11 +461,11 @@ def run_with_client(options: Options, body: Callable[[Session], Awaitable[T]]) -
 
 
 @contextlib.contextmanager
-def sigint_cancels(task: asyncio.Task[Any]) -> Iterator[None]:
-    """While inside, Ctrl-C cancels ``task`` instead of ending the program (POSIX only)."""
+def on_sigint(callback: Callable[[], object]) -> Iterator[None]:
+    """While inside, Ctrl-C calls ``callback`` instead of ending the program (POSIX only)."""
     loop = asyncio.get_running_loop()
     try:
-        loop.add_signal_handler(signal.SIGINT, task.cancel)
+        loop.add_signal_handler(signal.SIGINT, callback)
     except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows, or no main thread
         yield
         return
@@ -469,3 +473,15 @@ def sigint_cancels(task: asyncio.Task[Any]) -> Iterator[None]:
         yield
     finally:
         loop.remove_signal_handler(signal.SIGINT)
+
+
+@contextlib.asynccontextmanager
+async def closing(stream: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
+    """Iterate over a client stream and close it on the way out, also when stopped early
+    (so the request and the chat's turn lock are released at once)."""
+    try:
+        yield stream
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
