@@ -364,6 +364,9 @@ def root() -> None:
 root.params.extend(common_params())
 
 
+_COMPLETE_VAR = "_CAI_COMPLETE"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``cai`` with ``argv`` (default: the process arguments); return the exit status.
 
@@ -371,6 +374,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     options = Options()
     _configure_logging(False)
+    if os.environ.get(_COMPLETE_VAR):
+        # Shell completion (`cai completion SHELL` prints the hook): click answers and exits.
+        root.main(prog_name="cai", complete_var=_COMPLETE_VAR, obj=options)
     try:
         args = list(sys.argv[1:] if argv is None else argv)
         with root.make_context("cai", args, obj=options) as ctx:
@@ -383,6 +389,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (click.Abort, KeyboardInterrupt):
         click.echo("cai: interrupted", err=True)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`cai … | head`): stop quietly, as other filters do.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     except CaiError as exc:
         if options.debug:
             traceback.print_exc()

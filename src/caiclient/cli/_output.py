@@ -4,6 +4,7 @@ and rich tables for people. rich is imported only when a table is drawn."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -103,7 +104,8 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
     from rich.table import Table
 
     materialised = [["" if cell is None else str(cell) for cell in row] for row in rows]
-    console = Console()
+    # Piped output is not cut to 80 columns: ids must stay whole (scripts should use --json).
+    console = Console(width=None if sys.stdout.isatty() else 200)
     if not materialised:
         console.print(f"{title}: none.")
         return
@@ -111,7 +113,7 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
     for index, column in enumerate(columns):
         # Ids are copied into the next command: never wrap the last column.
         last = index == len(columns) - 1
-        grid.add_column(column, overflow="fold", no_wrap=last, min_width=None)
+        grid.add_column(column, overflow="fold", no_wrap=last)
     for row in materialised:
         grid.add_row(*row)
     console.print(grid)
