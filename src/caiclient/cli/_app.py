@@ -372,6 +372,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ``--help`` and ``--version`` raise SystemExit(0) after printing, as argparse does.
     """
+    logger = logging.getLogger("caiclient")
+    saved = (logger.level, list(logger.handlers))
+    try:
+        return _main(argv)
+    finally:
+        # In-process callers (tests, other tools) get their logging back as it was.
+        logger.setLevel(saved[0])
+        logger.handlers[:] = saved[1]
+
+
+def _main(argv: Sequence[str] | None) -> int:
     options = Options()
     _configure_logging(False)
     if os.environ.get(_COMPLETE_VAR):

@@ -188,34 +188,10 @@ async def _account(client: AsyncClient) -> Check:
     )
 
 
-async def _ping(client: AsyncClient, timeout: float) -> float:
-    """One socket round trip in seconds. Adapter until ``AsyncClient.ping`` is on main."""
-    ping = getattr(client, "ping", None)
-    if ping is not None:
-        seconds: float = await ping(timeout=timeout)
-        return seconds
-    # Interim: any answer to a probe on the chat socket proves the round trip (the
-    # emulator answers an unknown command with neo_error). Goes when ping lands on main.
-    import uuid
-
-    import msgspec
-
-    core = client._core
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    request_id = str(uuid.uuid4())
-    frame = msgspec.json.encode({"command": "ping", "request_id": request_id, "payload": {}})
-    started = loop.time()
-    async with await core.socket.subscribe(request_id, deadline) as inbox:
-        await inbox.send(frame)
-        await inbox.next(deadline)
-    return loop.time() - started
-
-
 async def _socket(client: AsyncClient, timeout: float) -> Check:
     name = "chat socket"
     try:
-        seconds = await _ping(client, timeout)
+        seconds = await client.ping(timeout=timeout)
     except BlockedError as exc:
         return Check(
             name,
