@@ -9,6 +9,7 @@ coroutine API; the plain name is the blocking twin.
 from . import auth
 from ._config import ClientOptions
 from ._core import ClientStats
+from ._validate import RATING_LABELS
 from .auth import AsyncAuth
 from .client import AsyncClient
 from .endpoints import Endpoints
@@ -93,6 +94,7 @@ __all__ = [
     "PersonaNotFound",
     "ProtocolError",
     "PublicUser",
+    "RATING_LABELS",
     "RateLimited",
     "ReplyAccumulator",
     "ReplyChunk",
