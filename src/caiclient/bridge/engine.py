@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal, cast
 
 from ..client import AsyncClient
-from ..errors import CharacterNotFound, ChatNotFound, ProtocolError, ValidationError
+from ..errors import CaiError, CharacterNotFound, ChatNotFound, ProtocolError, ValidationError
 from ..models import Author, Candidate, Chat, Turn, TurnKey
 from ..protocol.stream import ReplyChunk
 from . import reconcile as rc
@@ -290,8 +290,9 @@ class Engine:
         chat = record.chat_id[:8] if record is not None else "-"
         log.info("reconcile %s -> %s (chat %s)", "+".join(plan.classes), plan.action, chat)
         for cls in plan.classes:
-            self.metrics.reconcile(cls)
-        ctx.classes.extend(c for c in plan.classes if c not in ctx.classes)
+            if cls not in ctx.classes:  # Each class once per request.
+                self.metrics.reconcile(cls)
+                ctx.classes.append(cls)
 
     async def _find(
         self, dialogue: rc.Dialogue, target: Target, partition: str, ctx: RequestContext
@@ -526,7 +527,8 @@ class Engine:
         text = action.text if isinstance(action, rc.Generate) else ""
         if text and job.fresh and self.config.system == "first_message" and dialogue.preamble:
             text = f"{dialogue.preamble}\n\n{text}"
-        reply_at = len(job.turns) if isinstance(action, rc.Generate) else job.anchor
+        # A send adds the user's turn, then the reply.
+        reply_at = len(job.turns) + 1 if isinstance(action, rc.Generate) else job.anchor
         reply = Reply(dialogue.request_key, None, (), delivered=False, done=False)
         await self.store.put(job.saved(stale=True, reply=reply))
         ctx.side_effects = True
@@ -568,18 +570,27 @@ class Engine:
             )
         cut = Truncator(req.stop, req.max_chars)
         final: ReplyChunk | None = None
-        shown = ""
         started = time.monotonic()
-        async with aclosing(cast(AsyncGenerator[ReplyChunk, None], stream)) as chunks:
-            async for chunk in chunks:
-                piece = _piece(chunk, cut, shown)
+        upstream = _Upstream(stream)
+        try:
+            while (chunk := await upstream.next()) is not None:
+                piece = _piece(chunk, cut, cut.shown)
                 if piece:
-                    if not shown:
+                    if len(piece) == len(cut.shown):
                         self.metrics.first_delta(time.monotonic() - started)
-                    shown += piece
                     yield Delta(index, piece)
                 if chunk.final:
                     final = chunk
+        except (GeneratorExit, asyncio.CancelledError):
+            # The client went away: c.ai finishes the reply anyway, so wait for it and
+            # record it (undelivered, replayed to a retry) rather than lose track of it.
+            final = await asyncio.shield(upstream.finish())
+            if final is not None and final.turn.primary is not None:
+                generated.append(final.turn.primary.candidate_id)
+                self._record_reply(job, action, text, reply_at, index, final.turn, cut.shown)
+            raise
+        finally:
+            upstream.close()
         if final is None:
             raise ProtocolError("the reply ended without a final frame")
         tail = cut.flush()
@@ -735,6 +746,44 @@ class Engine:
             ops.info("delete chat=%s turns=%d (scratch)", chat.chat_id, len(page))
             await self.client.chats.delete(chat, page, timeout=self.config.timeout)
             break
+
+
+class _Upstream:
+    """A reply stream read by a task of its own, so that a cancelled request (the client
+    went away) does not cancel the read half-way: :meth:`finish` waits for the rest."""
+
+    def __init__(self, stream: AsyncIterator[ReplyChunk]) -> None:
+        self._queue: asyncio.Queue[ReplyChunk | BaseException | None] = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._read(stream))
+
+    async def _read(self, stream: AsyncIterator[ReplyChunk]) -> None:
+        put = self._queue.put_nowait
+        try:
+            async with aclosing(cast(AsyncGenerator[ReplyChunk, None], stream)) as chunks:
+                async for chunk in chunks:
+                    put(chunk)
+        except (CaiError, ValueError) as exc:
+            put(exc)
+        put(None)
+
+    async def next(self) -> ReplyChunk | None:
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    async def finish(self) -> ReplyChunk | None:
+        """The final chunk, once the stream ended (None if it failed or had none)."""
+        await asyncio.wait({self._task})
+        final = None
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, ReplyChunk) and item.final:
+                final = item
+        return final
+
+    def close(self) -> None:
+        self._task.cancel()
 
 
 def _piece(chunk: ReplyChunk, cut: Truncator, shown: str) -> str:

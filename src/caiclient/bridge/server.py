@@ -199,10 +199,9 @@ async def _handle(
         return _http_error(exc)
     except (CaiError, StateUnavailable) as exc:
         metrics.errors.labels(type(exc).__name__).inc()
-        ctx = request.get("bridge_ctx")
         if not isinstance(exc, wire.WireError):
             log.info("request failed: %s: %s", type(exc).__name__, exc)
-        return _error_response(exc, ctx)
+        return _error_response(exc, None)
 
 
 # --- chat completions ---------------------------------------------------------------------------
@@ -228,7 +227,6 @@ async def _completions(request: web.Request) -> web.StreamResponse:
     body = await request.read()
     req = wire.parse_request(body, max_n=engine.config.max_n)
     ctx = _context(request, req)
-    request["bridge_ctx"] = ctx
     events = engine.complete(req, ctx)
     answer = _Answer(request, req, ctx, settings["ping_interval"])
     engine.metrics.in_flight.inc()
@@ -236,6 +234,11 @@ async def _completions(request: web.Request) -> web.StreamResponse:
         if req.stream:
             return await answer.stream(events)
         return await answer.whole(events)
+    except (CaiError, StateUnavailable) as exc:
+        engine.metrics.errors.labels(type(exc).__name__).inc()
+        if not isinstance(exc, wire.WireError):
+            log.info("request failed: %s: %s", type(exc).__name__, exc)
+        return _error_response(exc, ctx)
     finally:
         engine.metrics.in_flight.dec()
         await events.aclose()
