@@ -31,11 +31,11 @@ class Bridge:
     async def post(
         self, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
-        async with aiohttp.ClientSession() as http:
-            async with http.post(
-                self.v1 + "/chat/completions", json=body, headers=headers or {}
-            ) as response:
-                return response.status, dict(response.headers), await response.read()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(self.v1 + "/chat/completions", json=body, headers=headers or {}) as response,
+        ):
+            return response.status, dict(response.headers), await response.read()
 
     async def history(self, chat_id: str | None = None) -> list[Turn]:
         if chat_id is None:

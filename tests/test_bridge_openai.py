@@ -132,7 +132,7 @@ async def test_n_2_gives_two_candidates_and_keeps_the_first_primary(bridge: Brid
                 {"role": "user", "content": "Twice"},
                 {"role": "assistant", "content": first},
                 {"role": "user", "content": "Again"},
-            ],  # fmt: skip
+            ],
             n=2,
             stream=True,
         )
@@ -208,10 +208,12 @@ async def test_missing_messages_malformed_json_and_huge_bodies(
     async with bridge_on(emu, sqlite_url(tmp_path), max_body=10_000) as b:
         status, _, raw = await b.post({"model": b.echo})
         assert status == 400 and json.loads(raw)["error"]["param"] == "messages"
-        async with aiohttp.ClientSession() as http:
-            async with http.post(b.v1 + "/chat/completions", data=b"{not json") as bad:
-                assert bad.status == 400
-                assert json.loads(await bad.read())["error"]["type"] == "invalid_request_error"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(b.v1 + "/chat/completions", data=b"{not json") as bad,
+        ):
+            assert bad.status == 400
+            assert json.loads(await bad.read())["error"]["type"] == "invalid_request_error"
         huge = {"model": b.echo, "messages": [{"role": "user", "content": "x" * 20_000}]}
         status, _, raw = await b.post(huge)
         assert status == 413 and json.loads(raw)["error"]["code"] == "request_too_large"
@@ -236,35 +238,33 @@ async def test_timeout_is_504(emu: Emulator, tmp_path: Path) -> None:
 
 
 async def test_api_key_host_guard_and_cors(emu: Emulator, tmp_path: Path) -> None:
-    async with bridge_on(
-        emu, sqlite_url(tmp_path), api_key="sekrit", cors=["https://ui.example"]
-    ) as b:
-        async with openai.AsyncOpenAI(base_url=b.v1, api_key="wrong", max_retries=0) as oa:
-            with pytest.raises(openai.AuthenticationError):
-                await oa.models.list()
-            async with openai.AsyncOpenAI(base_url=b.v1, api_key="sekrit") as ok:
-                assert (await ok.models.list()).object == "list"
-            async with aiohttp.ClientSession() as http:
-                async with http.get(b.url + "/health") as health:  # no key needed
-                    assert health.status == 200
-                    assert (await health.json())["upstream"]["token"] == "valid"
-                async with http.get(
-                    b.url + "/v1/models", headers={"Host": "evil.example"}
-                ) as rebind:
-                    assert rebind.status == 403
-                preflight = {
-                    "Origin": "https://ui.example",
-                    "Access-Control-Request-Method": "POST",
-                    "Access-Control-Request-Headers": "authorization, x-stainless-retry-count",
-                }
-                async with http.options(b.v1 + "/chat/completions", headers=preflight) as pre:
-                    assert pre.status == 204
-                    assert pre.headers["Access-Control-Allow-Origin"] == "https://ui.example"
-                    assert "x-stainless-retry-count" in pre.headers["Access-Control-Allow-Headers"]
-                other = {**preflight, "Origin": "https://evil.example"}
-                async with http.options(b.v1 + "/chat/completions", headers=other) as denied:
-                    assert denied.status == 403
-                    assert "Access-Control-Allow-Origin" not in denied.headers
+    async with (
+        bridge_on(emu, sqlite_url(tmp_path), api_key="sekrit", cors=["https://ui.example"]) as b,
+        openai.AsyncOpenAI(base_url=b.v1, api_key="wrong", max_retries=0) as oa,
+    ):
+        with pytest.raises(openai.AuthenticationError):
+            await oa.models.list()
+        async with openai.AsyncOpenAI(base_url=b.v1, api_key="sekrit") as ok:
+            assert (await ok.models.list()).object == "list"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(b.url + "/health") as health:  # no key needed
+                assert health.status == 200
+                assert (await health.json())["upstream"]["token"] == "valid"
+            async with http.get(b.url + "/v1/models", headers={"Host": "evil.example"}) as rebind:
+                assert rebind.status == 403
+            preflight = {
+                "Origin": "https://ui.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, x-stainless-retry-count",
+            }
+            async with http.options(b.v1 + "/chat/completions", headers=preflight) as pre:
+                assert pre.status == 204
+                assert pre.headers["Access-Control-Allow-Origin"] == "https://ui.example"
+                assert "x-stainless-retry-count" in pre.headers["Access-Control-Allow-Headers"]
+            other = {**preflight, "Origin": "https://evil.example"}
+            async with http.options(b.v1 + "/chat/completions", headers=other) as denied:
+                assert denied.status == 403
+                assert "Access-Control-Allow-Origin" not in denied.headers
 
 
 async def test_bearer_undefined_is_fine_without_a_key(bridge: Bridge) -> None:

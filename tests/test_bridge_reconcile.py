@@ -123,7 +123,19 @@ CASES: list[tuple[str, list[tuple[str, str]], rc.Mirror, dict[str, object], rc.P
     (
         "the last reply edited in the front end (texts known): edit the turn",
         [*HISTORY[:-1], ("assistant", "A reply the user rewrote entirely"), ("user", "Third")],
-        mirror(*[(t, c, p) for t, c, p in [("char", [GREETING], 0), ("user", ["Hi"], 0), ("char", ["Hi back", "Hi there"], 1), ("user", ["More"], 0), ("char", ["More back"], 0)]], texts=True),  # noqa: E501
+        mirror(
+            *[
+                (t, c, p)
+                for t, c, p in [
+                    ("char", [GREETING], 0),
+                    ("user", ["Hi"], 0),
+                    ("char", ["Hi back", "Hi there"], 1),
+                    ("user", ["More"], 0),
+                    ("char", ["More back"], 0),
+                ]
+            ],
+            texts=True,
+        ),
         {},
         rc.Plan(
             ("edit", "new_turn"),
@@ -141,7 +153,14 @@ CASES: list[tuple[str, list[tuple[str, str]], rc.Mirror, dict[str, object], rc.P
     (
         "Stop kept a prefix of the reply: remembered as a variant, no c.ai change",
         [*HISTORY[:-1], ("assistant", "More"), ("user", "Third")],
-        mirror(("char", [GREETING]), ("user", ["Hi"]), ("char", ["Hi back", "Hi there"], 1), ("user", ["More"]), ("char", ["More back"]), texts=True),  # noqa: E501
+        mirror(
+            ("char", [GREETING]),
+            ("user", ["Hi"]),
+            ("char", ["Hi back", "Hi there"], 1),
+            ("user", ["More"]),
+            ("char", ["More back"]),
+            texts=True,
+        ),
         {},
         rc.Plan(
             ("truncated", "new_turn"),
@@ -151,8 +170,22 @@ CASES: list[tuple[str, list[tuple[str, str]], rc.Mirror, dict[str, object], rc.P
     ),
     (
         "a cosmetic change (markdown fix) deep in the history: a variant, not an edit",
-        [HISTORY[0], HISTORY[1], HISTORY[2], ("assistant", "Hi there!"), *HISTORY[4:], ("user", "x")],
-        mirror(("char", [GREETING]), ("user", ["Hi"]), ("char", ["Hi back", "Hi there"], 1), ("user", ["More"]), ("char", ["More back"]), texts=True),  # noqa: E501
+        [
+            HISTORY[0],
+            HISTORY[1],
+            HISTORY[2],
+            ("assistant", "Hi there!"),
+            *HISTORY[4:],
+            ("user", "x"),
+        ],
+        mirror(
+            ("char", [GREETING]),
+            ("user", ["Hi"]),
+            ("char", ["Hi back", "Hi there"], 1),
+            ("user", ["More"]),
+            ("char", ["More back"]),
+            texts=True,
+        ),
         {},
         rc.Plan(
             ("cosmetic", "new_turn"),
@@ -289,14 +322,27 @@ CASES: list[tuple[str, list[tuple[str, str]], rc.Mirror, dict[str, object], rc.P
     (
         "a deleted reply whose user turn id is not known yet: read the history first",
         [*HISTORY[:4], ("user", "Something else")],
-        mirror(("char", [GREETING]), ("user", ["Hi"]), ("char", ["Hi there"]), ("user", ["More"]), ("char", ["More back"]), unknown_user_ids=True),  # noqa: E501
+        mirror(
+            ("char", [GREETING]),
+            ("user", ["Hi"]),
+            ("char", ["Hi there"]),
+            ("user", ["More"]),
+            ("char", ["More back"]),
+            unknown_user_ids=True,
+        ),
         {},
         rc.Plan(("edit_last_user", "new_turn"), rc.NeedHistory("turn ids")),
     ),
     (
         "only the greeting and 'Hi' match (a new ST chat?): branch, never delete",
         [("assistant", GREETING), ("user", "Hi")],
-        mirror(("char", [GREETING]), ("user", ["Hi"]), ("char", ["Hi back"]), ("user", ["x"]), ("char", ["y"])),  # noqa: E501
+        mirror(
+            ("char", [GREETING]),
+            ("user", ["Hi"]),
+            ("char", ["Hi back"]),
+            ("user", ["x"]),
+            ("char", ["y"]),
+        ),
         {},
         rc.Plan(("branch",), rc.Branch(0)),
     ),

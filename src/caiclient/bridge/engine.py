@@ -15,10 +15,10 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import Literal, TypeVar, cast
 
 from ..client import AsyncClient
 from ..errors import CaiError, CharacterNotFound, ChatNotFound, ProtocolError, ValidationError
@@ -31,6 +31,7 @@ from .wire import ChatRequest, Truncator, WireError
 
 __all__ = ["BridgeConfig", "Delta", "Done", "Engine", "Finish", "RequestContext", "Target"]
 
+T = TypeVar("T")
 log = logging.getLogger("caiclient.bridge")
 ops = logging.getLogger("caiclient.bridge.ops")
 
@@ -546,7 +547,7 @@ class Engine:
             complete = len(generated) == req.n
             turn_id = job.turns[reply_at].turn_id if reply_at < len(job.turns) else None
             reply = Reply(dialogue.request_key, turn_id, tuple(generated), delivered, complete)
-            await asyncio.shield(self.store.put(job.saved(stale=not complete, reply=reply)))
+            await _settle(self.store.put(job.saved(stale=not complete, reply=reply)))
 
     async def _choice(
         self,
@@ -584,7 +585,7 @@ class Engine:
         except (GeneratorExit, asyncio.CancelledError):
             # The client went away: c.ai finishes the reply anyway, so wait for it and
             # record it (undelivered, replayed to a retry) rather than lose track of it.
-            final = await asyncio.shield(upstream.finish())
+            final = await _settle(upstream.finish())
             if final is not None and final.turn.primary is not None:
                 generated.append(final.turn.primary.candidate_id)
                 self._record_reply(job, action, text, reply_at, index, final.turn, cut.shown)
@@ -658,7 +659,8 @@ class Engine:
             yield Finish(index, cut.finish or "stop", cut.shown)
         yield Done()
         reply = Reply(dialogue.request_key, mturn.turn_id, action.candidate_ids, True, True)
-        await self.store.put(job.saved(stale=False, reply=reply))
+        # The client may hang up as soon as it has the answer (cancelling the request).
+        await _settle(self.store.put(job.saved(stale=False, reply=reply)))
 
     async def _instruct(
         self, req: ChatRequest, job: _Job, action: rc.Instruct, ctx: RequestContext
@@ -676,7 +678,8 @@ class Engine:
                 yield event
         finally:
             ops.info("archive chat=%s (instruction)", copy.chat_id)
-            await asyncio.shield(self.client.chats.archive(copy, timeout=self.config.timeout))
+            await _settle(self.client.chats.archive(copy, timeout=self.config.timeout))
+        yield Done()
 
     async def _oneshot(self, req: ChatRequest, chat: Chat, text: str) -> AsyncIterator[Event]:
         ops.info("stream chat=%s (one-shot)", chat.chat_id)
@@ -691,7 +694,6 @@ class Engine:
         if tail:
             yield Delta(0, tail)
         yield Finish(0, cut.finish or "stop", cut.shown)
-        yield Done()
 
     async def _task(
         self,
@@ -739,13 +741,33 @@ class Engine:
                 async for event in self._oneshot(req, chat, text):
                     yield event
             finally:
-                await asyncio.shield(self._clear(chat))
+                await _settle(self._clear(chat))
+        yield Done()
 
     async def _clear(self, chat: Chat) -> None:
         async for page in self.client.chats.iter_history(chat, timeout=self.config.timeout):
             ops.info("delete chat=%s turns=%d (scratch)", chat.chat_id, len(page))
             await self.client.chats.delete(chat, page, timeout=self.config.timeout)
             break
+
+
+async def _settle(work: Awaitable[T]) -> T:
+    """Finish ``work`` even if the request is cancelled meanwhile (again): bookkeeping of
+    a reply must complete before the conversation's lock is let go. ``work`` has its own
+    deadline; a cancellation received on the way is raised once it is done."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancelled = True
+            continue
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
 
 
 class _Upstream:
