@@ -15,7 +15,8 @@ import aiohttp
 import pytest
 
 from bridge_util import bridge_on, texts
-from caiclient.bridge import open_store, reconcile as rc
+from caiclient.bridge import open_store
+from caiclient.bridge import reconcile as rc
 from caiclient.bridge.state import Busy, ChatRecord, Reply, StateUnavailable, Store
 from caiclient.emulator import Emulator
 
