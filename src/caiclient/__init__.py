@@ -64,6 +64,7 @@ from .sync import Auth, Client
 __version__ = "0.1.0"
 
 __all__ = [
+    "RATING_LABELS",
     "AsyncAuth",
     "AsyncClient",
     "Auth",
@@ -94,7 +95,6 @@ __all__ = [
     "PersonaNotFound",
     "ProtocolError",
     "PublicUser",
-    "RATING_LABELS",
     "RateLimited",
     "ReplyAccumulator",
     "ReplyChunk",
