@@ -8,10 +8,10 @@ from caiclient import (
     ChatNotFound,
     Endpoints,
     Filtered,
-    NotFound,
     ProtocolError,
     RateLimited,
     ServerError,
+    TurnKey,
     TurnNotFound,
 )
 from caiclient.protocol import chats
@@ -51,17 +51,14 @@ def test_request_shapes() -> None:
     assert (copy.method, copy.json, copy.is_idempotent) == ("POST", {"end_turn_id": "t"}, False)
     remove = chats.remove_turns(E, "c", ["t1"])
     assert (remove.url, remove.json) == ("http://h/neo/turns/c/remove", {"turn_ids": ["t1"]})
-    note = chats.create_annotation(
-        E, chat_id="c", turn_id="t", candidate_id="k", annotation_type="star", value=3
-    )
+    key = TurnKey(chat_id="c", turn_id="t")
+    note = chats.create_annotation(E, key, "k", "star", 3)
     assert note.json == {
         "annotation": {"annotation_type": "star", "annotation_value": 3},
         "candidate_id": "k",
         "turn_key": {"chat_id": "c", "turn_id": "t"},
     }
-    unnote = chats.remove_annotation(
-        E, annotation_id="a", chat_id="c", turn_id="t", candidate_id="k"
-    )
+    unnote = chats.remove_annotation(E, key, "k", "a")
     assert (unnote.url, unnote.json) == (
         "http://h/neo/annotation/remove",
         {"annotation_id": "a", "candidate_id": "k", "turn_key": {"chat_id": "c", "turn_id": "t"}},
@@ -103,19 +100,4 @@ def test_parsers() -> None:
 )
 def test_errors_inside_2xx_bodies(body: bytes, error: type[Exception]) -> None:
     with pytest.raises(error):
-        chats.check_body(body)
-    with pytest.raises(error):
         chats.parse_chat(body)
-
-
-def test_check_body_coerces_not_found_and_accepts_plain_bodies() -> None:
-    with pytest.raises(ChatNotFound):
-        chats.check_body(
-            b'{"command": "neo_error", "comment": "Turn not found"}', not_found=ChatNotFound
-        )
-    with pytest.raises(TurnNotFound):
-        chats.check_body(
-            b'{"command": "neo_error", "comment": "Turn not found"}', not_found=NotFound
-        )
-    for body in (b"", b"{}", b"[]", b'{"status": "OK"}', b'"ok"'):
-        chats.check_body(body)

@@ -5,13 +5,15 @@ import uuid
 from typing import Any
 
 from .._core import ClientCore
-from .._validate import check_id, check_timeout
+from .._deadline import Deadline
+from .._settings import patch_settings
+from .._validate import check_id
 from ..errors import PersonaNotFound, ValidationError
 from ..models import Persona, Settings
 from ..protocol import account as proto
-from .account import patch_settings, remaining
+from ..protocol.http import check_refusal
 
-__all__ = ["PersonasAPI"]
+__all__ = ["AsyncPersonasAPI"]
 
 NAME_LIMITS = (3, 20)
 DEFINITION_MAX = 750
@@ -42,7 +44,7 @@ def _persona_id(value: object) -> str:
     return check_id(value.id if isinstance(value, Persona) else value, "persona id")
 
 
-class PersonasAPI:
+class AsyncPersonasAPI:
     """Your personas (``client.personas``): who you are in a chat.
 
     A persona's :attr:`~caiclient.Persona.definition` tells characters about you. The
@@ -54,22 +56,18 @@ class PersonasAPI:
 
     async def list(self, *, timeout: float | None = None) -> builtins.list[Persona]:
         """All your personas. Safe to cancel."""
-        check_timeout(timeout)
         body = await self._core.call(proto.personas(self._core.endpoints), timeout=timeout)
         return proto.parse_personas(body)
 
-    async def _fetch(self, persona_id: str, deadline: float) -> tuple[dict[str, Any], Persona]:
+    async def _fetch(self, persona_id: str, deadline: Deadline) -> tuple[dict[str, Any], Persona]:
         request = proto.persona(self._core.endpoints, persona_id)
-        body = await self._core.call(
-            request, timeout=remaining(deadline), not_found=PersonaNotFound
-        )
+        body = await self._core.call(request, deadline=deadline, not_found=PersonaNotFound)
         return proto.parse_persona(body, "persona", not_found=PersonaNotFound)
 
     async def get(self, persona_id: str, *, timeout: float | None = None) -> Persona:
         """The persona with this id. Raises PersonaNotFound when it is missing or not yours.
         Safe to cancel."""
         check_id(persona_id, "persona_id")
-        check_timeout(timeout)
         return (await self._fetch(persona_id, self._core.deadline(timeout)))[1]
 
     async def create(
@@ -91,7 +89,6 @@ class PersonasAPI:
         _check_str(definition, "definition", DEFINITION_MAX)
         _check_str(greeting, "greeting")
         _check_str(description, "description")
-        check_timeout(timeout)
         request = proto.create_persona(
             self._core.endpoints,
             name=name,
@@ -132,11 +129,10 @@ class PersonasAPI:
             raise ValidationError(
                 "nothing to update: pass name, definition, greeting or description"
             )
-        check_timeout(timeout)
         deadline = self._core.deadline(timeout)
         raw, _ = await self._fetch(persona_id, deadline)
         request = proto.update_persona(self._core.endpoints, raw, changes)
-        body = await self._core.call(request, timeout=remaining(deadline))
+        body = await self._core.call(request, deadline=deadline)
         return proto.parse_persona(body, "persona update", not_found=PersonaNotFound)[1]
 
     async def delete(self, persona: Persona | str, *, timeout: float | None = None) -> None:
@@ -145,12 +141,11 @@ class PersonasAPI:
         Raises PersonaNotFound when it is missing or not yours.
         """
         persona_id = _persona_id(persona)
-        check_timeout(timeout)
         deadline = self._core.deadline(timeout)
         raw, _ = await self._fetch(persona_id, deadline)
         request = proto.update_persona(self._core.endpoints, raw, {}, archived=True)
-        body = await self._core.call(request, timeout=remaining(deadline))
-        proto.check_status(body, "persona delete", not_found=PersonaNotFound)
+        body = await self._core.call(request, deadline=deadline)
+        check_refusal(body, "persona delete", not_found=PersonaNotFound, object_expected=True)
 
     async def set_default(
         self, persona: Persona | str | None, *, timeout: float | None = None
@@ -158,7 +153,6 @@ class PersonasAPI:
         """Make a persona your default in every chat (None: no default). Returns the new
         settings. Raises PersonaNotFound when it is missing or not yours."""
         persona_id = None if persona is None else _persona_id(persona)
-        check_timeout(timeout)
         deadline = self._core.deadline(timeout)
         if persona_id is not None:
             await self._fetch(persona_id, deadline)  # PersonaNotFound, whatever the server
@@ -175,7 +169,6 @@ class PersonasAPI:
         the new settings. Raises PersonaNotFound when it is missing or not yours."""
         check_id(character_id, "character_id")
         persona_id = None if persona is None else _persona_id(persona)
-        check_timeout(timeout)
         core = self._core
         deadline = core.deadline(timeout)
         if persona_id is not None:

@@ -1,16 +1,15 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterable
 
 from .._core import ClientCore
 from .._validate import check_id, check_text, check_timeout
 from ..errors import CharacterNotFound, HistoryNotFound, NotFound, ProtocolError, ValidationError
-from ..models._v1 import V1Chunk, V1History, V1Message
+from ..models import V1Chunk, V1History, V1Message
 from ..protocol import http
 from ..protocol import v1 as v1_proto
 
-__all__ = ["V1API"]
+__all__ = ["AsyncV1API"]
 
 
 def _check_history(value: object) -> V1History:
@@ -37,10 +36,10 @@ def _message_uuid(value: object, what: str = "message") -> str:
     return check_id(value, what)
 
 
-class V1API:
+class AsyncV1API:
     """Legacy Chat V1 over HTTP (``client.v1``): histories, messages, streamed replies.
 
-    Chat V1 is the pre-2024 chat system (PROTOCOL.md §10); the live service retired the old
+    Chat V1 is the pre-2024 chat system (docs/protocol.md §10); the live service retired the old
     beta site, so these calls mainly serve old accounts and the emulator.
     """
 
@@ -68,7 +67,6 @@ class V1API:
         character, ValidationError for a malformed id.
         """
         check_id(character_id, "character_id")
-        check_timeout(timeout)
         request = v1_proto.histories(self._core.endpoints, character_id)
         body = await self._call(request, timeout, CharacterNotFound)
         return v1_proto.parse_histories(body, character_id)
@@ -80,7 +78,6 @@ class V1API:
         second call creates a second history.
         """
         check_id(character_id, "character_id")
-        check_timeout(timeout)
         request = v1_proto.create_history(self._core.endpoints, character_id)
         body = await self._call(request, timeout, CharacterNotFound)
         return v1_proto.parse_history(body, character_id)
@@ -96,7 +93,6 @@ class V1API:
         check_id(character_id, "character_id")
         if history_id is not None:
             check_id(history_id, "history_id")
-        check_timeout(timeout)
         request = v1_proto.continue_history(self._core.endpoints, character_id, history_id)
         body = await self._call(request, timeout, HistoryNotFound)
         return v1_proto.parse_history(body, character_id)
@@ -108,7 +104,6 @@ class V1API:
         applies to each page). Alternatives (regenerated replies) are included, marked
         ``is_alternative``. Raises HistoryNotFound."""
         history_id = _history_id(history)
-        check_timeout(timeout)
         pages: list[list[V1Message]] = []
         page_num: int | None = None
         seen: set[int] = set()
@@ -141,7 +136,6 @@ class V1API:
         """
         _check_history(history)
         check_text(text)
-        check_timeout(timeout)
         primary_uuid = None if primary is None else _message_uuid(primary, "primary")
         return await self._last(
             self._generate(history, timeout, text=text, primary_msg_uuid=primary_uuid)
@@ -179,7 +173,6 @@ class V1API:
         """
         _check_history(history)
         uuid = _message_uuid(message)
-        check_timeout(timeout)
         parent = await self._user_message_of(history, message, uuid, timeout)
         return await self._last(self._generate(history, timeout, parent_msg_uuid=parent))
 
@@ -200,7 +193,6 @@ class V1API:
         uuids = [_message_uuid(m, "messages[]") for m in messages]
         if not uuids:
             raise ValidationError("messages is empty; nothing to delete")
-        check_timeout(timeout)
         request = v1_proto.delete_messages(self._core.endpoints, history_id, uuids)
         v1_proto.parse_delete(await self._call(request, timeout, HistoryNotFound))
 
@@ -241,8 +233,8 @@ class V1API:
         primary_msg_uuid: str | None = None,
     ) -> AsyncIterator[V1Chunk]:
         core = self._core
-        loop_deadline = core.deadline(timeout)
-        history = await self._resolved(history, timeout)
+        deadline = core.deadline(timeout)
+        history = await self._resolved(history, deadline.left("reading the history"))
         request = v1_proto.streaming(
             core.endpoints,
             history,
@@ -250,10 +242,9 @@ class V1API:
             parent_msg_uuid=parent_msg_uuid,
             primary_msg_uuid=primary_msg_uuid,
         )
-        remaining = max(loop_deadline - asyncio.get_running_loop().time(), 0.001)
         decoder = v1_proto.StreamDecoder()
         reply = v1_proto.ReplyStream(src=history.tgt, is_alternative=parent_msg_uuid is not None)
-        body = core.stream(request, timeout=remaining, not_found=HistoryNotFound)
+        body = core.stream(request, deadline=deadline, not_found=HistoryNotFound)
         try:
             async for data in body:
                 for line in decoder.feed(data):

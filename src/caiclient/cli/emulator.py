@@ -19,12 +19,10 @@ async def run_emulator(
 ) -> int:
     from ..emulator import Emulator, serve
 
-    # The emulator logs what the operator must see (a non-loopback bind, a failed task)
-    # on "caiclient.emulator"; show warnings and errors on stderr, once each.
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("cai emulator: %(levelname)s: %(message)s"))
+    # The emulator logs what the operator must see (a non-loopback bind) as a warning on
+    # "caiclient.emulator"; cai's own handler on "caiclient" shows it, tokens redacted.
     emulator_log = logging.getLogger("caiclient.emulator")
-    emulator_log.addHandler(handler)
+    saved_level = emulator_log.level
     emulator_log.setLevel(logging.WARNING)
 
     def ready(emu: Emulator) -> None:
@@ -53,4 +51,6 @@ async def run_emulator(
     except (OSError, ValueError) as exc:
         print(f"cai emulator: {exc}", file=sys.stderr)
         return 2
+    finally:
+        emulator_log.setLevel(saved_level)
     return 0

@@ -54,7 +54,7 @@ def json_response(
 
 
 def neo_error_body(comment: str, error_code: int) -> dict[str, Any]:
-    """The neo error object (PROTOCOL.md §2.4.1, §8.6) without a request id."""
+    """The neo error object (docs/protocol.md §2.4.1, §8.6) without a request id."""
     return {
         "command": "neo_error",
         "comment": comment,
@@ -83,7 +83,7 @@ def _cookie_token(header: str) -> str | None:
 
 def socket_user(request: web.Request) -> User | None:
     """The user a socket upgrade authenticates, by cookie or ``Authorization`` header
-    (PROTOCOL.md §1.2; both sockets, §8.1 and §9)."""
+    (docs/protocol.md §1.2; both sockets, §8.1 and §9)."""
     token = _cookie_token(request.headers.get("Cookie", ""))
     if token is None:
         token = token_from_header(request.headers.get("Authorization"))

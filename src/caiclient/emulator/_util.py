@@ -27,7 +27,7 @@ def decode_json(data: bytes | str) -> Any:
 
 
 def now_iso() -> str:
-    """The current UTC time as ``2024-05-01T12:34:56.117205Z`` (PROTOCOL.md §2.2)."""
+    """The current UTC time as ``2024-05-01T12:34:56.117205Z`` (docs/protocol.md §2.2)."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

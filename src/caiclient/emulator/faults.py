@@ -31,7 +31,7 @@ Kinds:
   site. REST answers whose path starts with ``path_prefix`` and whose body is a JSON object
   get keys added (``add={"user.user.new_flag": True}``: dotted paths into nested objects,
   made when missing) and removed (``remove=["user.user.is_staff"]``); ``times`` counts the
-  answers changed.
+  answers changed (default: every one until the faults are cleared).
 """
 
 from __future__ import annotations
@@ -261,12 +261,13 @@ class Faults:
         *,
         add: Mapping[str, Any] | None = None,
         remove: Sequence[str] | None = None,
-        times: int = 1,
+        times: int | None = None,
         seconds: float | None = None,
     ) -> Fault:
+        # Drift lasts: by default every matching answer changes until the faults are cleared.
         fault = Fault(
             "mutate_json",
-            times=times,
+            times=_MAX_COUNT if times is None else times,
             path_prefix=_prefix(path_prefix),
             add=_additions(add or {}),
             remove=_key_paths("remove", [] if remove is None else remove),

@@ -28,7 +28,7 @@ log = logging.getLogger("caiclient.emulator")
 class Abort:
     """One honoured ``abort_generation``: the generation's request id, its chat (or room),
     the turn that holds the stopped reply and the text stored; ``turn_id`` and ``text`` are
-    ``""`` when it stopped before its first frame (PROTOCOL.md §8.5, docs/emulator.md
+    ``""`` when it stopped before its first frame (docs/protocol.md §8.5, docs/emulator.md
     "Abort")."""
 
     request_id: str

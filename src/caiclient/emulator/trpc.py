@@ -5,7 +5,7 @@ router, created by :func:`register` before any area, handles the batch envelope:
 input ``{"0": {"json": …}, "1": …}`` (POST body, or the ``input`` query parameter of a GET,
 raw or URL-encoded), answer ``[{"result": {"data": {"json": …}}}, …]`` or, per failed
 call, ``{"error": {"json": {"message", "code", "data": {"code", "httpStatus", "path"}}}}``
-(PROTOCOL.md §2.4.6).
+(docs/protocol.md §2.4.6).
 """
 
 from __future__ import annotations

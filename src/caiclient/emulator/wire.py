@@ -1,8 +1,8 @@
-"""Wire shapes the emulator emits (PROTOCOL.md §7.1, §7.2, §8.3) and the payloads it accepts.
+"""Wire shapes the emulator emits (docs/protocol.md §7.1, §7.2, §8.3) and the payloads it accepts.
 
 Outgoing Structs use ``omit_defaults`` only for keys that must be *absent* rather than null:
 ``author.is_human`` on character turns and ``candidates[].is_final`` on non-final chunks
-(PROTOCOL.md §7.2, §8.4); ``safety_truncated``, ``aborted`` and the edit keys appear only
+(docs/protocol.md §7.2, §8.4); ``safety_truncated``, ``aborted`` and the edit keys appear only
 when they apply. Incoming payload Structs are lenient: every field is optional and
 unknown fields are ignored, so the minimal K1-style forms decode too (§8.5).
 """

@@ -1,12 +1,11 @@
 """Chat V2 WebSocket protocol: request envelopes out, typed events in. No I/O.
 
 Client frames are ``{"command", "request_id", "origin_id", "payload"}``; server frames are
-``{"command", "request_id", ...event fields...}`` (PROTOCOL.md §8.2–8.3).
+``{"command", "request_id", ...event fields...}`` (docs/protocol.md §8.2–8.3).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ from ..errors import (
     CaiError,
     CharacterNotFound,
     ChatNotFound,
+    DuplicateRequest,
     Filtered,
     ProtocolError,
     RateLimited,
@@ -40,19 +40,20 @@ __all__ = [
     "abort_generation",
     "create_and_generate_turn",
     "create_chat",
-    "create_turn",
     "edit_turn_candidate",
+    "envelope",
     "error_from_frame",
     "error_from_malformed",
     "error_from_neo",
     "generate_turn_candidate",
     "parse_frame",
+    "previous_annotations",
     "remove_turns",
     "set_turn_pin",
+    "turn_key",
+    "turn_payload",
     "update_primary_candidate",
 ]
-
-log = logging.getLogger("caiclient.neo")
 
 ORIGIN_ID = "web-next"
 KEEPALIVE = b"{}"
@@ -90,7 +91,7 @@ class TurnsRemoved(_Tagged, frozen=True, tag="remove_turns_response"):
 
 
 class ErrorFrame(_Tagged, frozen=True, tag="neo_error"):
-    """The server refused the request (PROTOCOL.md §8.6)."""
+    """The server refused the request (§8.6)."""
 
     comment: str = ""
     error_code: int | None = None
@@ -105,11 +106,11 @@ class FilterFrame(_Tagged, frozen=True, tag="filter_user_input"):
 
 
 class SelfHarmFrame(FilterFrame, frozen=True, tag="filter_user_input_self_harm"):
-    """The self-harm filter refused the message (PROTOCOL.md §8.5)."""
+    """The self-harm filter refused the message (§8.5)."""
 
 
 class Keepalive(msgspec.Struct, frozen=True):
-    """A bare ``{}``; the client answers with ``{}``."""
+    """A bare ``{}``: the peer's keepalive probe, or its answer to ours (§8.1)."""
 
     request_id: None = None
 
@@ -168,10 +169,14 @@ def parse_frame(data: str | bytes) -> Event:
         return _decode_known(data)
     except msgspec.DecodeError:
         pass  # Not one of the known shapes; look closer below.
+    except RecursionError:
+        return Malformed(reason="JSON nested too deeply")
     try:
         obj = _decode_any(data)
     except msgspec.DecodeError as exc:
         return Malformed(reason=f"not JSON: {exc}")
+    except RecursionError:
+        return Malformed(reason="JSON nested too deeply")
     if not isinstance(obj, dict):
         return Malformed(reason=f"expected a JSON object, got {type(obj).__name__}")
     request_id = obj.get("request_id")
@@ -228,6 +233,10 @@ def error_from_neo(
 ) -> CaiError:
     """Classify a neo error (WS frame or REST body) by its fields; see docs/protocol.md."""
     text = comment.lower()
+    if "already exists" in text:
+        # A chat or turn id we chose was used before (§8.5): after a re-send, the first
+        # send did arrive. Decided here so that no caller tests message text.
+        return DuplicateRequest(comment, status=error_code, body=comment)
     if retry_after is not None or error_code == 429 or "rate limit" in text:
         return RateLimited(comment or "rate limited", retry_after=retry_after)
     if sub_code is not None or "harm" in text or "filter" in text:
@@ -251,7 +260,7 @@ def error_from_malformed(event: Malformed) -> ProtocolError:
 _encode = msgspec.json.Encoder().encode
 
 
-def _envelope(command: str, request_id: str, payload: dict[str, Any]) -> bytes:
+def envelope(command: str, request_id: str, payload: dict[str, Any]) -> bytes:
     return _encode(
         {"command": command, "request_id": request_id, "origin_id": ORIGIN_ID, "payload": payload}
     )
@@ -260,8 +269,8 @@ def _envelope(command: str, request_id: str, payload: dict[str, Any]) -> bytes:
 def create_chat(
     *, request_id: str, chat_id: str, character_id: str, creator_id: str, with_greeting: bool
 ) -> bytes:
-    """Envelope of ``create_chat`` (PROTOCOL.md §8.5)."""
-    return _envelope(
+    """Envelope of ``create_chat`` (§8.5)."""
+    return envelope(
         "create_chat",
         request_id,
         {
@@ -277,7 +286,7 @@ def create_chat(
     )
 
 
-def _turn_payload(
+def turn_payload(
     *,
     chat_id: str,
     character_id: str,
@@ -312,13 +321,16 @@ def create_and_generate_turn(
     author_id: str,
     text: str,
     user_name: str = "",
+    command: str = "create_and_generate_turn",
 ) -> bytes:
     """Envelope of ``create_and_generate_turn``: send ``text`` and generate the reply.
 
     The turn and candidate ids are chosen by the client, which makes a re-send of the same
-    message recognisable ("create_and_generate_turn already exists").
+    message recognisable ("create_and_generate_turn already exists"). With
+    ``command="create_turn"`` the same payload adds the user's turn without generating a
+    reply (§8.5; answered by the ``add_turn`` echo only).
     """
-    payload = _turn_payload(
+    payload = turn_payload(
         chat_id=chat_id,
         character_id=character_id,
         turn_id=turn_id,
@@ -327,32 +339,7 @@ def create_and_generate_turn(
         text=text,
         user_name=user_name,
     )
-    return _envelope("create_and_generate_turn", request_id, payload)
-
-
-def create_turn(
-    *,
-    request_id: str,
-    chat_id: str,
-    character_id: str,
-    turn_id: str,
-    candidate_id: str,
-    author_id: str,
-    text: str,
-    user_name: str = "",
-) -> bytes:
-    """Envelope of ``create_turn``: add the user's turn without generating a reply (§8.5;
-    same payload as ``create_and_generate_turn``, answered by the ``add_turn`` echo only)."""
-    payload = _turn_payload(
-        chat_id=chat_id,
-        character_id=character_id,
-        turn_id=turn_id,
-        candidate_id=candidate_id,
-        author_id=author_id,
-        text=text,
-        user_name=user_name,
-    )
-    return _envelope("create_turn", request_id, payload)
+    return envelope(command, request_id, payload)
 
 
 # The 22 feedback counters the web client sends with every generation, all zero (§8.5).
@@ -371,7 +358,7 @@ ANNOTATION_COUNTERS = (
 )
 
 
-def _previous_annotations() -> dict[str, int]:
+def previous_annotations() -> dict[str, int]:
     counters: dict[str, int] = {}
     for name in ANNOTATION_COUNTERS:
         counters[name] = 0
@@ -379,7 +366,7 @@ def _previous_annotations() -> dict[str, int]:
     return counters
 
 
-def _turn_key(chat_id: str, turn_id: str) -> dict[str, str]:
+def turn_key(chat_id: str, turn_id: str) -> dict[str, str]:
     return {"chat_id": chat_id, "turn_id": turn_id}
 
 
@@ -387,16 +374,16 @@ def generate_turn_candidate(
     *, request_id: str, chat_id: str, turn_id: str, character_id: str, user_name: str = ""
 ) -> bytes:
     """Envelope of ``generate_turn_candidate``: regenerate ("swipe") a character turn."""
-    return _envelope(
+    return envelope(
         "generate_turn_candidate",
         request_id,
         {
             "character_id": character_id,
-            "turn_key": _turn_key(chat_id, turn_id),
+            "turn_key": turn_key(chat_id, turn_id),
             "tts_enabled": False,
             "selected_language": "",
             "user_name": user_name,
-            "previous_annotations": _previous_annotations(),
+            "previous_annotations": previous_annotations(),
         },
     )
 
@@ -405,11 +392,11 @@ def edit_turn_candidate(
     *, request_id: str, chat_id: str, turn_id: str, candidate_id: str, text: str
 ) -> bytes:
     """Envelope of ``edit_turn_candidate``: replace the text of candidate ``candidate_id``."""
-    return _envelope(
+    return envelope(
         "edit_turn_candidate",
         request_id,
         {
-            "turn_key": _turn_key(chat_id, turn_id),
+            "turn_key": turn_key(chat_id, turn_id),
             "current_candidate_id": candidate_id,
             "new_candidate_raw_content": text,
         },
@@ -420,28 +407,28 @@ def update_primary_candidate(
     *, request_id: str, chat_id: str, turn_id: str, candidate_id: str
 ) -> bytes:
     """Envelope of ``update_primary_candidate``: select a swipe; answered by ``ok``."""
-    return _envelope(
+    return envelope(
         "update_primary_candidate",
         request_id,
-        {"candidate_id": candidate_id, "turn_key": _turn_key(chat_id, turn_id)},
+        {"candidate_id": candidate_id, "turn_key": turn_key(chat_id, turn_id)},
     )
 
 
 def set_turn_pin(*, request_id: str, chat_id: str, turn_id: str, pinned: bool) -> bytes:
     """Envelope of ``set_turn_pin``; answered by one ``update_turn`` with ``is_pinned``."""
-    return _envelope(
+    return envelope(
         "set_turn_pin",
         request_id,
-        {"is_pinned": pinned, "turn_key": _turn_key(chat_id, turn_id)},
+        {"is_pinned": pinned, "turn_key": turn_key(chat_id, turn_id)},
     )
 
 
 def remove_turns(*, request_id: str, chat_id: str, turn_ids: list[str]) -> bytes:
     """Envelope of ``remove_turns`` (the older way to delete; answered by
     ``remove_turns_response``)."""
-    return _envelope("remove_turns", request_id, {"chat_id": chat_id, "turn_ids": turn_ids})
+    return envelope("remove_turns", request_id, {"chat_id": chat_id, "turn_ids": turn_ids})
 
 
 def abort_generation(*, request_id: str) -> bytes:
     """Envelope of ``abort_generation``: ``request_id`` is the generation's own (§8.5)."""
-    return _envelope("abort_generation", request_id, {})
+    return envelope("abort_generation", request_id, {})

@@ -1,4 +1,4 @@
-"""The account area (PROTOCOL.md §4): own account, public profiles, follows, settings,
+"""The account area (docs/protocol.md §4): own account, public profiles, follows, settings,
 personas.
 
 State (personas, settings) in :mod:`.store`; routes in :mod:`.routes` and :mod:`.personas`.

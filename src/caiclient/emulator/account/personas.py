@@ -1,4 +1,4 @@
-"""Personas of ``plus``/``beta`` (PROTOCOL.md §4.5): list, get, create, update, archive.
+"""Personas of ``plus``/``beta`` (docs/protocol.md §4.5): list, get, create, update, archive.
 
 A persona is private to its owner: another user's persona gets exactly the answer of a
 missing one. Archiving (``"archived": true`` on update) deletes it and clears the owner's
@@ -22,7 +22,7 @@ __all__ = ["add_routes", "persona_full", "persona_short"]
 
 NAME_LIMITS = (3, 20)
 DEFINITION_MAX = 750
-# Not in PROTOCOL.md for personas; the character limits of §6.3 (personas are characters).
+# Not in docs/protocol.md for personas; the character limits of §6.3 (personas are characters).
 GREETING_MAX = 4096
 DESCRIPTION_MAX = 500
 TITLE_MAX = 50

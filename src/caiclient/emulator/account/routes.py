@@ -1,6 +1,6 @@
-"""Account, public profiles, follows and settings of ``plus``/``beta`` (PROTOCOL.md §4.1–4.4).
+"""Account, public profiles, follows and settings of ``plus``/``beta`` (docs/protocol.md §4.1–4.4).
 
-Wire choices where PROTOCOL.md is silent (docs/protocol.md, "Account"): a well-formed request
+Wire choices where the captures are silent (docs/protocol.md, "Account"): a well-formed request
 that breaks a rule (length limits, a taken username, following yourself) is answered HTTP 200
 ``{"status": "NOT_OK", "error": …}`` (``{"success": false, "error": …}`` for settings), a
 wrongly typed body 400 ``{"detail": "JSON parse error - …"}``; an unknown username is the
@@ -44,7 +44,7 @@ def _account(request: web.Request) -> AccountStore:
 
 
 def not_ok(error: str) -> web.Response:
-    """The plus "status" envelope of a refusal (PROTOCOL.md §2.4.2), HTTP 200."""
+    """The plus "status" envelope of a refusal (docs/protocol.md §2.4.2), HTTP 200."""
     return json_response({"status": "NOT_OK", "error": error})
 
 
@@ -56,7 +56,7 @@ def no_such_user() -> web.Response:
 
 
 def user_payload(user: User) -> dict[str, Any]:
-    """The ``GET /chat/user/`` body (PROTOCOL.md §4.1); the id is an integer here."""
+    """The ``GET /chat/user/`` body (docs/protocol.md §4.1); the id is an integer here."""
     inner = {
         "username": user.username,
         "id": int(user.id),
@@ -121,7 +121,7 @@ def _user_update_error(accounts: AccountStore, user: User, body: _UserUpdate) ->
 
 
 async def update_user(request: web.Request) -> web.Response:
-    """``POST /chat/user/update/`` (PROTOCOL.md §4.2); absent keys are left unchanged."""
+    """``POST /chat/user/update/`` (docs/protocol.md §4.2); absent keys are left unchanged."""
     user = authenticate(request)
     accounts = _account(request)
     body = msgspec.convert(await read_json(request), _UserUpdate)
@@ -154,7 +154,7 @@ def _owned_public_characters(request: web.Request, user: User) -> list[SeedChara
 
 
 def _character_short(character: SeedCharacter, owner: User) -> dict[str, Any]:
-    """A CharacterShort (PROTOCOL.md §6.1) of a character ``owner`` created."""
+    """A CharacterShort (docs/protocol.md §6.1) of a character ``owner`` created."""
     return {
         "external_id": character.id,
         "title": character.title,
@@ -178,7 +178,7 @@ class _UsernameBody(msgspec.Struct, kw_only=True):
 
 
 async def public_user(request: web.Request) -> web.Response:
-    """``POST /chat/user/public/`` (PROTOCOL.md §4.3)."""
+    """``POST /chat/user/public/`` (docs/protocol.md §4.3)."""
     authenticate(request)
     accounts = _account(request)
     body = msgspec.convert(await read_json(request), _UsernameBody)
@@ -364,7 +364,7 @@ def _merged(current: SettingsRecord, body: _SettingsUpdate) -> SettingsRecord:
 
 
 async def get_settings(request: web.Request) -> web.Response:
-    """``GET /chat/user/settings/`` (PROTOCOL.md §4.4): the bare settings object."""
+    """``GET /chat/user/settings/`` (docs/protocol.md §4.4): the bare settings object."""
     user = authenticate(request)
     return json_response(_account(request).settings_of(user).wire())
 
@@ -398,7 +398,7 @@ def add_routes(app: web.Application) -> None:
         get(f"{prefix}/chat/user/following/", own_following)
         post(f"{prefix}/chat/user/public/followers/", public_followers)
         post(f"{prefix}/chat/user/public/following/", public_following)
-        # N2 posts the paged body to these paths, without ``public/`` (PROTOCOL.md §15.10).
+        # N2 posts the paged body to these paths, without ``public/`` (docs/protocol.md §15.10).
         for slash in ("/", ""):
             post(f"{prefix}/chat/user/followers{slash}", public_followers)
             post(f"{prefix}/chat/user/following{slash}", public_following)

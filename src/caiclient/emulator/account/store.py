@@ -22,7 +22,7 @@ __all__ = ["ACCOUNT", "AccountStore", "PersonaRecord", "SettingsRecord"]
 
 @dataclass(slots=True)
 class PersonaRecord:
-    """One persona (a character-like object that speaks for its owner, PROTOCOL.md §4.5)."""
+    """One persona (a character-like object that speaks for its owner, docs/protocol.md §4.5)."""
 
     external_id: str
     owner_id: str
@@ -46,7 +46,7 @@ class PersonaRecord:
 
 @dataclass(slots=True)
 class SettingsRecord:
-    """A user's settings (PROTOCOL.md §4.4), stored with Python names, sent camelCase."""
+    """A user's settings (docs/protocol.md §4.4), stored with Python names, sent camelCase."""
 
     default_persona_id: str | None = None
     voice_overrides: dict[str, str] = field(default_factory=dict)

@@ -1,4 +1,4 @@
-"""The login area (PROTOCOL.md §3): guest tokens, Firebase e-mail links, tRPC + polling.
+"""The login area (docs/protocol.md §3): guest tokens, Firebase e-mail links, tRPC + polling.
 
 State (accounts, codes, attempts, the mailbox) in :mod:`.store`; routes in :mod:`.routes`.
 """

@@ -1,4 +1,4 @@
-"""Login flows (PROTOCOL.md §3): guest tokens, Firebase e-mail links, tRPC + polling.
+"""Login flows (docs/protocol.md §3): guest tokens, Firebase e-mail links, tRPC + polling.
 
 - Guest: ``POST /beta|plus/chat/auth/lazy/`` ``{"lazy_uuid"}`` → a ``Guest…`` user's token;
   the same ``lazy_uuid`` gets the same guest back.
@@ -42,7 +42,7 @@ from .store import AUTH, CODE_TTL, AuthStore, FirebaseAccount, LoginAttempt
 __all__ = ["EDGE_ROLLOUT", "FIREBASE_WEB_API_KEY", "add_routes", "make_id_token", "verify_id_token"]
 
 FIREBASE_WEB_API_KEY = "AIzaSyAbLy_s6hJqVNr2ZN0UHHiCbJX1X8smTws"
-"""character.ai's public Firebase web API key (PROTOCOL.md §3.2); the only key accepted."""
+"""character.ai's public Firebase web API key (docs/protocol.md §3.2); the only key accepted."""
 _PROJECT = "character-ai"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Live hosts a continueUrl may name, mapped to the emulator's prefixes.
@@ -178,7 +178,7 @@ async def lazy_login(request: web.Request) -> web.Response:
 
 
 def _firebase_error(message: str, http_status: int = 400, **extra: Any) -> ApiError:
-    """Google's error body (PROTOCOL.md §2.4.7); ``extra`` adds ``status``/``details``."""
+    """Google's error body (docs/protocol.md §2.4.7); ``extra`` adds ``status``/``details``."""
     reason = "invalid" if http_status == 400 else "forbidden"
     error = {
         "code": http_status,

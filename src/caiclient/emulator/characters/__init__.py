@@ -1,4 +1,4 @@
-"""The characters area (PROTOCOL.md §6): the seed cast, the catalog, search and discovery.
+"""The characters area (docs/protocol.md §6): the seed cast, the catalog, search and discovery.
 
 The cast (the built-in characters and their reply styles) is in :mod:`.cast`, state and
 payload shapes in :mod:`.store` (key ``CHARACTERS``), routes in :mod:`.catalog` and

@@ -1,4 +1,4 @@
-"""Character routes: info, create/update/archive, votes and reports (PROTOCOL.md §6.1–§6.4).
+"""Character routes: info, create/update/archive, votes and reports (docs/protocol.md §6.1–§6.4).
 
 The state and the payload shapes are in :mod:`.store`; search and discovery routes are in
 :mod:`.discovery`.
@@ -29,7 +29,7 @@ NOT_FOUND = "Character not found"
 NO_PERMISSION = "do not have permission to view this Character"
 VISIBILITIES = ("PUBLIC", "UNLISTED", "PRIVATE")
 
-# (min, max) lengths the service enforces (PROTOCOL.md §6.3, PC's limits). ``title`` may also
+# (min, max) lengths the service enforces (docs/protocol.md §6.3, PC's limits). ``title`` may also
 # be empty: PC sends "" by default and only checks a non-empty one.
 LIMITS: dict[str, tuple[int, int]] = {
     "name": (3, 20),
@@ -40,7 +40,7 @@ LIMITS: dict[str, tuple[int, int]] = {
 }
 _MAY_BE_EMPTY = frozenset({"title", "description", "definition"})
 
-# Order of ``characters_by_curated_category`` (PROTOCOL.md §6.5).
+# Order of ``characters_by_curated_category`` (docs/protocol.md §6.5).
 CURATED_CATEGORIES = (
     "Helpers",
     "Anime Game Characters",
@@ -272,7 +272,7 @@ async def voted(request: web.Request) -> web.Response:
     return json_response({"vote": catalog.vote_of(user, character.id)})
 
 
-# The report categories of the web client (PROTOCOL.md §2.3).
+# The report categories of the web client (docs/protocol.md §2.3).
 REPORT_CATEGORIES = frozenset(
     [
         "ABUSE",

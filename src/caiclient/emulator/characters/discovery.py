@@ -1,4 +1,4 @@
-"""Character search (all three generations) and discovery lists (PROTOCOL.md §6.5, §6.6).
+"""Character search (all three generations) and discovery lists (docs/protocol.md §6.5, §6.6).
 
 Only public, live characters are ever listed or found (never unlisted, private or archived
 ones), except in the caller's own lists (``?scope=user``, liked, recent). Relevance is
@@ -26,7 +26,7 @@ from .store import CHARACTERS, CharacterStore, epoch_seconds
 __all__ = ["AVAILABLE_MODELS", "TAGS", "add_routes", "rank", "score"]
 
 
-# Model types of PROTOCOL.md §2.3 ([M] ones); the default matches the chat socket's.
+# Model types of docs/protocol.md §2.3 ([M] ones); the default matches the chat socket's.
 AVAILABLE_MODELS = (
     "MODEL_TYPE_FAST",
     "MODEL_TYPE_BALANCED",

@@ -170,7 +170,7 @@ class CharacterStore:
         neo: bool = False,
         definition: bool = True,
     ) -> dict[str, Any]:
-        """The full character object (PROTOCOL.md §6.1); the neo extras when ``neo``.
+        """The full character object (docs/protocol.md §6.1); the neo extras when ``neo``.
 
         ``definition`` is included only when asked for and permitted: for the creator, or
         when the character is ``copyable``.
@@ -185,7 +185,7 @@ class CharacterStore:
         return body
 
     def short(self, character: SeedCharacter, *, neo: bool = False) -> dict[str, Any]:
-        """The list form (PROTOCOL.md §6.1 CharacterShort). Plus lists name the character
+        """The list form (docs/protocol.md §6.1 CharacterShort). Plus lists name the character
         ``participant__name`` only and give ``user__id`` as an integer; neo lists add
         ``name``, ``num_likes`` and ``creator_id`` (a digit string)."""
         c = character

@@ -1,4 +1,4 @@
-"""The chat V2 area (PROTOCOL.md §7, §8): neo REST routes and the ``/neo/ws/`` socket.
+"""The chat V2 area (docs/protocol.md §7, §8): neo REST routes and the ``/neo/ws/`` socket.
 
 State in :mod:`.store`, REST routes in :mod:`.rest`, the socket in :mod:`.ws`.
 """

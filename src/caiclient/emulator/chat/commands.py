@@ -1,4 +1,4 @@
-"""The commands of the ``/neo/ws/`` socket (PROTOCOL.md §8.5), one coroutine each.
+"""The commands of the ``/neo/ws/`` socket (docs/protocol.md §8.5), one coroutine each.
 
 Requests that add turns (sends, manual turns, swipes) are serialised per chat by the chat's
 lock, so generations of different chats interleave while one chat's history always reads

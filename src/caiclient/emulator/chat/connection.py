@@ -151,7 +151,7 @@ class Connection:
 
         The emulator never sends ``{}`` of its own, and a client that echoes every ``{}``
         gets at most one answer a second, so no exchange of keepalives can loop
-        (issue 10 #2; PROTOCOL.md §8.1).
+        (issue 10 #2; docs/protocol.md §8.1).
         """
         now = asyncio.get_running_loop().time()
         if now - self._last_keepalive < KEEPALIVE_INTERVAL:

@@ -1,4 +1,4 @@
-"""Generating a character's reply and streaming it on ``/neo/ws/`` (PROTOCOL.md §8.4).
+"""Generating a character's reply and streaming it on ``/neo/ws/`` (docs/protocol.md §8.4).
 
 A reply is cut into ``chunks`` cumulative pieces sent ``chunk_delay`` apart: the first as
 ``add_turn`` (a new turn) or ``update_turn`` (a new candidate of an existing turn), the
@@ -55,7 +55,7 @@ class Reply:
             self.started,
             text,
             model_type=self.model,
-            # is_final is absent (not false) until the last frame (PROTOCOL.md §8.4).
+            # is_final is absent (not false) until the last frame (docs/protocol.md §8.4).
             is_final=True if final else None,
             safety_truncated=self.truncated and final and not aborted,
             aborted=aborted,

@@ -1,6 +1,6 @@
-"""The chat V2 REST API of ``neo.character.ai`` (PROTOCOL.md §7), under ``/neo``.
+"""The chat V2 REST API of ``neo.character.ai`` (docs/protocol.md §7), under ``/neo``.
 
-Bodies PROTOCOL.md leaves open are our choice (docs/protocol.md): chat changes answer
+Bodies the captures leave open are our choice (docs/protocol.md): chat changes answer
 ``{"chat": Chat}``, removals ``{}``. Another user's chat, turn or annotation answers exactly
 like a missing one.
 """

@@ -1,4 +1,4 @@
-"""The chat V2 WebSocket ``/neo/ws/`` (PROTOCOL.md §8): upgrade, reader and dispatch.
+"""The chat V2 WebSocket ``/neo/ws/`` (docs/protocol.md §8): upgrade, reader and dispatch.
 
 One reader per socket parses frames; each request then runs in its own task (at most
 :data:`~.connection.MAX_IN_FLIGHT` at once), so generations of different chats interleave.

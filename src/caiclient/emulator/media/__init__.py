@@ -1,4 +1,4 @@
-"""The media area (PROTOCOL.md §11): voices, TTS replay, voice overrides, images, the CDN.
+"""The media area (docs/protocol.md §11): voices, TTS replay, voice overrides, images, the CDN.
 
 State in :mod:`.store`; routes in :mod:`.voices` and :mod:`.images`; multipart forms in
 :mod:`.forms`; the synthesised audio and pictures in :mod:`.files`.

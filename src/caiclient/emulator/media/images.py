@@ -1,4 +1,4 @@
-"""Image upload, avatar upload, image generation and the image CDN (PROTOCOL.md §11.1).
+"""Image upload, avatar upload, image generation and the image CDN (docs/protocol.md §11.1).
 
 Uploads keep their bytes (and type: no conversion to WebP); generated pictures are
 one-colour WebP files whose colour comes from the prompt. The CDN serves every stored image

@@ -169,7 +169,7 @@ MEDIA = web.AppKey("caiclient_emulator_media", MediaStore)
 
 
 def voice_payload(media: MediaStore, voice: VoiceRecord, origin: str) -> dict[str, Any]:
-    """The voice object exactly as PROTOCOL.md §11.2 spells it (camelCase keys)."""
+    """The voice object exactly as docs/protocol.md §11.2 spells it (camelCase keys)."""
     return {
         "id": voice.id,
         "name": voice.name,

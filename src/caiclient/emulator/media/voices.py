@@ -1,4 +1,4 @@
-"""Voices, per-character voice overrides and TTS replay (PROTOCOL.md §11.2, §11.3).
+"""Voices, per-character voice overrides and TTS replay (docs/protocol.md §11.2, §11.3).
 
 The multimodal API lives under ``/neo/multimodal/api/v1``; its errors are neo_error bodies
 (one of the shapes §11.2/§11.3 list). Replay and preview audio is served under
@@ -296,7 +296,7 @@ async def preview_audio(request: web.Request) -> web.Response:
 
 
 # ---- per-character override (plus) -------------------------------------------------------
-# The overrides are the ``voiceOverrides`` of the user's settings (PROTOCOL.md §4.4) when the
+# The overrides are the ``voiceOverrides`` of the user's settings (docs/protocol.md §4.4) when the
 # account area runs; without it the media store keeps its own map.
 
 

@@ -1,4 +1,4 @@
-"""The group-chat area (PROTOCOL.md §9): murooms REST routes and the Centrifugo socket.
+"""The group-chat area (docs/protocol.md §9): murooms REST routes and the Centrifugo socket.
 
 State (rooms, turns, channels) in :mod:`.store`, REST routes in :mod:`.rest`, the socket in
 :mod:`.socket`.

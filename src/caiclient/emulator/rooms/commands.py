@@ -1,4 +1,4 @@
-"""The room commands carried by the Centrifugo socket's ``rpc`` (PROTOCOL.md §9).
+"""The room commands carried by the Centrifugo socket's ``rpc`` (docs/protocol.md §9).
 
 Each command checks its request at once (a refusal is an :class:`RpcError`, the rpc's error
 answer) and returns the work to do after the rpc is acknowledged: the turns then arrive as

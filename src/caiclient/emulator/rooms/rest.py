@@ -1,4 +1,4 @@
-"""Group chats ("murooms", PROTOCOL.md §9): the neo REST routes, and registration of the
+"""Group chats ("murooms", docs/protocol.md §9): the neo REST routes, and registration of the
 Centrifugo socket (``emulator/rooms_socket.py``).
 
 A room is visible only to its members: to anyone else it reads exactly like a missing one

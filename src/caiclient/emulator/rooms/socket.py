@@ -1,4 +1,4 @@
-"""The Centrifugo socket ``/neo/connection/websocket`` of group chats (PROTOCOL.md §9).
+"""The Centrifugo socket ``/neo/connection/websocket`` of group chats (docs/protocol.md §9).
 
 Centrifugo's JSON protocol: a client frame may hold several JSON objects (newline-separated,
 or simply concatenated as N2/CN send them); each command object carries an ``id`` that its

@@ -1,4 +1,4 @@
-"""State of group chats ("murooms", PROTOCOL.md §9): rooms, their turns, and the Centrifugo
+"""State of group chats ("murooms", docs/protocol.md §9): rooms, their turns, and the Centrifugo
 channels that carry their pushes.
 
 Rooms are persisted as kind ``"room"`` (key: room id) and their turns as kind ``"room_turn"``
@@ -37,7 +37,7 @@ __all__ = [
     "Subscriber",
 ]
 
-# Our choices where PROTOCOL.md §9 gives the keys but not the values (docs/protocol.md).
+# Our choices where docs/protocol.md §9 gives the keys but not the values (docs/protocol.md).
 USER_LIMIT = 10
 CHARACTER_LIMIT = 5
 ROLE_OWNER = "ROLE_OWNER"

@@ -1,4 +1,4 @@
-"""The legacy Chat V1 area (PROTOCOL.md §10): histories, messages, NDJSON streaming.
+"""The legacy Chat V1 area (docs/protocol.md §10): histories, messages, NDJSON streaming.
 
 State in :mod:`.store`, routes in :mod:`.routes`.
 """

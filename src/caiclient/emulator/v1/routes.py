@@ -1,11 +1,11 @@
-"""Legacy Chat V1 of ``plus``/``beta`` (PROTOCOL.md §10): histories, messages, streaming.
+"""Legacy Chat V1 of ``plus``/``beta`` (docs/protocol.md §10): histories, messages, streaming.
 
 Routes are served under both Django prefixes. ``/chat/streaming/`` answers newline-delimited
 JSON snapshots of the reply, written one by one with ``chunk_delay`` between them, so a
 client can read them as they come. Deterministic triggers: a user text containing
 ``[[unsafe-reply]]`` makes the output filter abort the reply after some partial snapshots;
 a guest (``Guest…`` username) gets ``{"force_login": true}`` once it has sent
-``guest_limit`` messages (``/__emulator__/v1/guest_limit``; default 10, PROTOCOL.md §3.1).
+``guest_limit`` messages (``/__emulator__/v1/guest_limit``; default 10, docs/protocol.md §3.1).
 
 The records are in :mod:`.store`.
 """
@@ -41,7 +41,7 @@ _NO_SUCH_HISTORY = "No Such History"
 
 
 class _PlainError(Exception):
-    """Answered as a plain-text body, as the live Django views do (PROTOCOL.md §2.4.4)."""
+    """Answered as a plain-text body, as the live Django views do (docs/protocol.md §2.4.4)."""
 
     def __init__(self, status: int, text: str) -> None:
         super().__init__(text)
@@ -392,7 +392,7 @@ async def streaming(request: web.Request) -> web.StreamResponse:
     body = await _object(request)
     state = request.app[STATE]
     if user.username.startswith("Guest") and v1.guest_usage(user).messages >= v1.guest_limit:
-        # Verbatim capture: HTTP 200 and this one line (PROTOCOL.md §2.4.3).
+        # Verbatim capture: HTTP 200 and this one line (docs/protocol.md §2.4.3).
         return web.Response(body=_line({"force_login": True}), content_type="text/plain")
     rec = _history_or_404(v1, user, body.get("history_external_id"))
     character = _character_of(v1, rec)

@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 DEFAULT_GUEST_LIMIT = 10
-"""Messages a guest may send before ``force_login`` (PROTOCOL.md §3.1: "~10")."""
+"""Messages a guest may send before ``force_login`` (docs/protocol.md §3.1: "~10")."""
 # Live message ids outgrew JavaScript's safe integers (N1/N2 parse them with json-bigint).
 _FIRST_MESSAGE_ID = 2**53 + 1
 
