@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from ._config import ClientOptions
 from ._deadline import Deadline
 from ._neo_socket import NeoSocket
+from ._rooms_socket import RoomSocket
 from ._transport import HandshakeRefused, HttpTransport, WebSocket, task_cancelling
 from ._validate import check_timeout
 from .endpoints import Endpoints
@@ -95,6 +96,14 @@ class ClientCore:
         self._user_task: asyncio.Task[User] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.socket = NeoSocket(self._connect_ws, options)
+        self._rooms_socket: RoomSocket | None = None
+
+    @property
+    def rooms_socket(self) -> RoomSocket:
+        """The group chats' socket, made on first use (most clients never open it)."""
+        if self._rooms_socket is None:
+            self._rooms_socket = RoomSocket(self._connect_rooms_ws, self.options)
+        return self._rooms_socket
 
     @property
     def stats(self) -> ClientStats:
@@ -249,15 +258,18 @@ class ClientCore:
         self._user = account.parse_user(body)
         return self._user
 
-    async def _connect_ws(self) -> WebSocket:
+    async def _connect_ws(self, url: str | None = None) -> WebSocket:
         # Both forms of auth the service accepts on the upgrade (docs/protocol.md §1.2).
         headers = {"Cookie": f'HTTP_AUTHORIZATION="Token {self.token}"; edge_rollout=60'}
         try:
             return await self.transport.ws_connect(
-                self.endpoints.neo_ws, headers=headers, timeout=self.options.timeout
+                url or self.endpoints.neo_ws, headers=headers, timeout=self.options.timeout
             )
         except HandshakeRefused as exc:
             raise await self._explain_refusal(exc) from None
+
+    async def _connect_rooms_ws(self) -> WebSocket:
+        return await self._connect_ws(self.endpoints.rooms_ws)
 
     async def _explain_refusal(self, exc: HandshakeRefused) -> CaiError:
         """A refused upgrade is a bad token or an anti-bot block; REST tells which."""
@@ -281,6 +293,8 @@ class ClientCore:
         if task is not None and not task.done():
             task.cancel()
         await self.socket.aclose()
+        if self._rooms_socket is not None:
+            await self._rooms_socket.aclose()
         if self._transport is not None:
             await self._transport.aclose()
 

@@ -9,6 +9,7 @@ from ._api.characters import AsyncCharactersAPI
 from ._api.chats import AsyncChatsAPI
 from ._api.images import AsyncImagesAPI
 from ._api.personas import AsyncPersonasAPI
+from ._api.rooms import AsyncRoomsAPI
 from ._api.users import AsyncUsersAPI
 from ._api.v1 import AsyncV1API
 from ._api.voices import AsyncVoicesAPI
@@ -41,8 +42,8 @@ class AsyncClient:
 
     Every option is checked here (ValidationError), before anything is opened.
 
-    Namespaces: ``account``, ``personas``, ``users``, ``characters``, ``chats``, ``voices``,
-    ``images`` and ``v1`` (legacy Chat V1).
+    Namespaces: ``account``, ``personas``, ``users``, ``characters``, ``chats``, ``rooms``
+    (group chats), ``voices``, ``images`` and ``v1`` (legacy Chat V1).
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class AsyncClient:
         self.users = AsyncUsersAPI(self._core)
         self.characters = AsyncCharactersAPI(self._core)
         self.chats = AsyncChatsAPI(self._core)
+        self.rooms = AsyncRoomsAPI(self._core)
         self.voices = AsyncVoicesAPI(self._core)
         self.images = AsyncImagesAPI(self._core)
         self.v1 = AsyncV1API(self._core)
