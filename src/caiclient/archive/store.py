@@ -697,14 +697,27 @@ class Store:
             )
         return runs
 
-    def canonical(self) -> Iterator[str]:
+    def canonical(self, *, include_removed: bool = True) -> Iterator[str]:
         """The archive's content as deterministic lines, without bookkeeping (sync times,
         run history, error notes): two archives of the same server state give the same
-        lines, whatever runs, interruptions and resumptions made them."""
+        lines, whatever runs, interruptions and resumptions made them. Without
+        ``include_removed``, what the server no longer has is left out: the view a fresh
+        backup of the server as it is now would give."""
         yield f"schema {self.schema_version}"
         for table, columns, order in _CANONICAL:
-            for row in self._rows(f"SELECT {columns} FROM {table} ORDER BY {order}"):
+            where = ""
+            if not include_removed and "removed_at" in columns:
+                where = " WHERE removed_at IS NULL" + _LIVE_PARENT.get(table, "")
+            for row in self._rows(f"SELECT {columns} FROM {table}{where} ORDER BY {order}"):
                 yield table + " " + _encode([_plain(v) for v in row]).decode()
+
+
+# Children of a removed chat or history are gone from the server with it.
+_LIVE_PARENT = {
+    "turns": " AND chat_id IN (SELECT id FROM chats WHERE removed_at IS NULL)",
+    "v1_messages": " AND history_id IN (SELECT id FROM v1_histories WHERE removed_at IS NULL)",
+    "room_turns": " AND room_id IN (SELECT id FROM rooms WHERE removed_at IS NULL)",
+}
 
 
 def _plain(value: Any) -> Any:

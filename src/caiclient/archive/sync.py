@@ -560,17 +560,29 @@ class _Run:
             await _aclose(pages)
 
     def _too_old(self, page: list[Turn]) -> bool:
+        return bool(page) and self._before_since(_activity(page[0]))
+
+    def _before_since(self, stamp: datetime | None) -> bool:
         since = self.options.since
-        if since is None or not page:
+        if since is None or stamp is None:
             return False
         if since.tzinfo is None:
             since = since.replace(tzinfo=timezone.utc)
-        stamp = _activity(page[0])
-        return stamp is not None and stamp < since
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=timezone.utc)
+        return stamp < since
 
     async def _history(self, history: V1History, status: str) -> None:
         s = self.summary
         character_id = history.character_id
+        if self._before_since(history.last_interaction):
+            s.chats_skipped += 1
+            self.emit(
+                ChatDone(
+                    self.counters, history.external_id, character_id, "skipped", 0, 0, 0, 0, True
+                )
+            )
+            return
         if status == "unchanged" and not self.options.full:
             s.v1_histories_unchanged += 1
             self.emit(
