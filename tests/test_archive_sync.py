@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from archive_seed import Seeded, delete_chat_on_server, seed_account
 from caiclient import AsyncClient, Backoff, Client, Endpoints
 from caiclient.archive import (
     Archive,
@@ -20,8 +21,6 @@ from caiclient.archive import (
 )
 from caiclient.emulator import Emulator
 from caiclient.errors import ValidationError
-
-from archive_seed import Seeded, delete_chat_on_server, seed_account
 
 FAST = {"rate": None}
 
@@ -111,7 +110,7 @@ async def test_incremental_run_after_changes_equals_a_fresh_full_backup(
     delete_chat_on_server(emu, seeded.archived.chat_id)
     new_chat, _ = await client.chats.create(emu.character("Nova").id)
 
-    incremental, summary = await backup(tmp_path / "a.cai", client)
+    _, summary = await backup(tmp_path / "a.cai", client)
     assert summary.ok, summary.errors
     assert summary.chats_new == 1 and summary.chats_removed == 1
     # two in the long chat, and the greeting of the new chat
@@ -272,12 +271,14 @@ async def test_the_blocking_archive_with_the_sync_client_makes_the_same_archive(
     expected, _ = await backup(tmp_path / "a.cai", client)
 
     def blocking() -> list[str]:
-        with Client(emu.token, endpoints=Endpoints.local(emu.url)) as sync_client:
-            with Archive(tmp_path / "b.cai") as archive:
-                summary = archive.sync(sync_client, rate=None)
-                assert summary.ok, summary.errors
-                assert len(list(archive.chats())) == 4
-                return list(archive.store.canonical())
+        with (
+            Client(emu.token, endpoints=Endpoints.local(emu.url)) as sync_client,
+            Archive(tmp_path / "b.cai") as archive,
+        ):
+            summary = archive.sync(sync_client, rate=None)
+            assert summary.ok, summary.errors
+            assert len(list(archive.chats())) == 4
+            return list(archive.store.canonical())
 
     assert await asyncio.to_thread(blocking) == expected
 
