@@ -23,6 +23,7 @@ Rooms (group chats, docs/protocol.md §9): the schema holds them, but there is n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from ..errors import (
 from ..models import Chat, Turn, V1History
 from ..protocol.retry import Backoff
 from ._source import Source
+from .errors import ArchiveError
 from .events import (
     ChatDone,
     ChatFailed,
@@ -260,7 +262,10 @@ class _Run:
     # --- failures --------------------------------------------------------------------------
 
     def _fail(self, scope: str, object_id: str | None, exc: BaseException) -> SyncIssue:
-        """Record a failure; raise _Fatal for the ones that make going on pointless."""
+        """Record a failure; raise _Fatal for the ones that make going on pointless, and
+        the archive's own errors (disk full …) as they are: nothing more can be stored."""
+        if isinstance(exc, ArchiveError):
+            raise exc
         issue = SyncIssue(scope, object_id, type(exc).__name__, str(exc))
         self.store.record_error(self.run_id, scope, object_id, exc)
         if isinstance(exc, (AuthError, BlockedError)):
@@ -285,6 +290,10 @@ class _Run:
         except _Fatal as fatal:
             self.summary.fatal = fatal.issue
             status = "fatal"
+        except ArchiveError:
+            with contextlib.suppress(ArchiveError):
+                self.store.finish_run(self.run_id, "failed", b"{}")
+            raise
         finally:
             self.summary.requests = self.counters.requests
             self.summary.seconds = round(time.monotonic() - self._started, 3)
