@@ -62,6 +62,10 @@ FULL: dict[str, Any] = {
     "cap_duration": 5.0,
     "worker_timeout": 600.0,
     "retry_after": 20.0,
+    "archive_turns": 1_000_000,
+    "archive_small_turns": 10_000,
+    "backup_chats": 100,
+    "backup_messages": 100,
 }
 SMOKE: dict[str, Any] = {
     "repeats": 1,
@@ -83,8 +87,12 @@ SMOKE: dict[str, Any] = {
     "cap_duration": 1.0,
     "worker_timeout": 60.0,
     "retry_after": 0.0,
+    "archive_turns": 2_000,
+    "archive_small_turns": 1_000,
+    "backup_chats": 4,
+    "backup_messages": 5,
 }
-SECTIONS = ("cpu", "concurrency", "latency", "memory", "startup", "capacity")
+SECTIONS = ("cpu", "concurrency", "latency", "memory", "startup", "capacity", "archive")
 OURS = (("ours", "curl"), ("ours", "aiohttp"))
 
 
@@ -701,6 +709,12 @@ class Suite:
             ),
             Row("6. load generator CPU", "cores", [r["loader_cpu"] for r in rates]),
         ]
+
+    def archive(self) -> None:
+        """Benchmark 8, the archive: see benchmarks/archive.py."""
+        from . import archive
+
+        archive.run(self)
 
     def profile(self) -> None:
         """Run ours (curl) for benchmarks 1–3 once more under pyinstrument; text to files."""

@@ -220,3 +220,42 @@ def test_turn_positions_follow_server_order_even_when_clocks_tie() -> None:
     undated = turn_position(None, skewed)
     assert newest > tied > older > skewed > undated
     assert turn_position(t.replace(tzinfo=None), None) == newest  # naive means UTC
+
+
+def test_raw_json_leaves_out_only_what_decodes_back_the_same() -> None:
+    """The archive drops null members from raw JSON; that is lossless only while every
+    optional field of the archived models defaults to None."""
+    import typing
+
+    import msgspec
+
+    from caiclient import Chat, Persona, Turn, User, V1History, V1Message
+    from caiclient.archive.store import _encode
+    from caiclient.models._character import Character
+
+    seen: set[type] = set()
+
+    def walk(model: type) -> None:
+        if model in seen:
+            return
+        seen.add(model)
+        for f in msgspec.structs.fields(model):
+            if type(None) in typing.get_args(f.type):
+                assert f.default is None, f"{model.__name__}.{f.name} defaults to {f.default!r}"
+            for arg in typing.get_args(f.type) or (f.type,):
+                for inner in typing.get_args(arg) or (arg,):
+                    if isinstance(inner, type) and issubclass(inner, msgspec.Struct):
+                        walk(inner)
+
+    for model in (Turn, Chat, Character, User, Persona, V1History, V1Message):
+        walk(model)
+    assert len(seen) >= 10
+    tricky = ',"model_type":null} {"editor":null,'  # looks like members, is text
+    turn = Turn(
+        turn_key={"chat_id": "c", "turn_id": "t"},  # type: ignore[arg-type]
+        candidates=[{"candidate_id": "x", "raw_content": tricky}],  # type: ignore[list-item]
+    )
+    turn = msgspec.convert(msgspec.to_builtins(turn), Turn)
+    raw = _encode(turn)
+    assert b"null" not in raw.replace(tricky.encode().replace(b'"', b'\\"'), b"")
+    assert msgspec.json.decode(raw, type=Turn) == turn

@@ -12,6 +12,7 @@ leaves the archive as of the last completed step.
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -49,7 +50,20 @@ SCHEMA_VERSION = _schema.SCHEMA_VERSION
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _US = timedelta(microseconds=1)
-_encode = msgspec.json.Encoder().encode
+_plain_encode = msgspec.json.Encoder().encode
+# Every optional field of the archived models defaults to None (a test holds the models to
+# it), so a null member carries nothing the decoder would not restore: leave them out. In
+# msgspec's output a quote inside a string is always escaped, so these patterns only ever
+# meet real members. About a fifth of a turn's bytes.
+_NULL_MEMBER = re.compile(rb',"[A-Za-z0-9_]+":null(?=[,}])')
+_LEADING_NULL = re.compile(rb'(?<=\{)"[A-Za-z0-9_]+":null,?')
+
+
+def _encode(obj: Any) -> bytes:
+    """The JSON kept as ``raw``: the model's JSON without its null members."""
+    return _LEADING_NULL.sub(b"", _NULL_MEMBER.sub(b"", _plain_encode(obj)))
+
+
 # Primary SQLite result codes (https://sqlite.org/rescode.html).
 _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
 _PERM = 3
@@ -368,7 +382,7 @@ class Store:
                     chat.state,
                     chat.type,
                     chat.preferred_model_type,
-                    None if chat.create_time is None else _encode(chat.create_time)[1:-1].decode(),
+                    _iso(chat.create_time),
                     raw,
                     _now(),
                 ),
@@ -709,7 +723,7 @@ class Store:
             if not include_removed and "removed_at" in columns:
                 where = " WHERE removed_at IS NULL" + _LIVE_PARENT.get(table, "")
             for row in self._rows(f"SELECT {columns} FROM {table}{where} ORDER BY {order}"):
-                yield table + " " + _encode([_plain(v) for v in row]).decode()
+                yield table + " " + _plain_encode([_plain(v) for v in row]).decode()
 
 
 # Children of a removed chat or history are gone from the server with it.
@@ -768,7 +782,7 @@ _CANONICAL = (
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else _encode(value)[1:-1].decode()
+    return None if value is None else _plain_encode(value)[1:-1].decode()
 
 
 def _turn_rows(

@@ -28,41 +28,35 @@ def create_date(iso: str | None) -> str:
 def _message(turn: LiteTurn, chat_id: str) -> dict[str, Any]:
     candidates, index = chronological(turn)
     primary = candidates[index] if candidates else None
-    text = primary.raw_content if primary is not None else ""
     author = turn.author
     cai: dict[str, Any] = {
         "chat_id": chat_id,
         "turn_id": turn.turn_key.turn_id,
-        "author_id": author.author_id,
         "candidate_ids": [c.candidate_id for c in candidates],
-        "primary_candidate_id": turn.primary_candidate_id,
         "is_pinned": turn.is_pinned,
         "state": turn.state,
         "safety_truncated": primary.safety_truncated if primary is not None else False,
     }
+    texts = [c.raw_content for c in candidates]
     message: dict[str, Any] = {
         "name": author.name,
         "is_user": author.is_human,
         "is_system": False,
         "send_date": turn.create_time or "",
-        "mes": text,
+        "mes": texts[index] if texts else "",
         "extra": {"cai": cai},
     }
     if author.is_human:
         # SillyTavern has no swipes on user messages; earlier versions (edits) stay here.
-        cai["versions"] = [c.raw_content for c in candidates]
+        cai["primary_candidate_id"] = turn.primary_candidate_id
+        cai["versions"] = texts
         return message
     message["swipe_id"] = index
-    message["swipes"] = [c.raw_content for c in candidates]
-    message["swipe_info"] = [
-        {
-            "send_date": c.create_time or turn.create_time or "",
-            "gen_started": c.create_time,
-            "gen_finished": c.create_time,
-            "extra": {"cai": {"candidate_id": c.candidate_id}},
-        }
-        for c in candidates
-    ]
+    message["swipes"] = texts
+    # The service records when each candidate was made, not how long it took: no
+    # gen_started/gen_finished. swipe_info[i] belongs to candidate_ids[i].
+    sent = turn.create_time or ""
+    message["swipe_info"] = [{"send_date": c.create_time or sent, "extra": {}} for c in candidates]
     return message
 
 
