@@ -3,8 +3,9 @@
 The sync surface must match the async one exactly, with real signatures and docstrings, so it
 is written out from the async source rather than forwarded at run time:
 
-- every public method of every ``_api/*API`` class becomes a method of ``Sync<Name>`` with the
-  same parameters, defaults, annotations and docstring;
+- every public method of every ``_api/Async*API`` class becomes a method of the class of the
+  same name without ``Async`` (``AsyncChatsAPI`` -> ``ChatsAPI``), with the same parameters,
+  defaults, annotations and docstring; ``auth.AsyncAuth`` becomes ``Auth`` likewise;
 - ``async def`` methods run on the client's private loop (``Portal.call``);
 - methods returning ``AsyncIterator[X]`` (and async generators) return ``Iterator[X]``
   (``Portal.iterate``), created in the caller's thread so argument errors surface at once;
@@ -229,6 +230,38 @@ def _namespaces() -> list[tuple[str, str, ast.ClassDef, dict[str, str]]]:
     return found
 
 
+def _sync_name(name: str) -> str:
+    if not name.startswith("Async"):
+        raise SystemExit(f"{name}: async classes are named Async<Name> (the naming rule)")
+    return name[len("Async") :]
+
+
+def _auth(imports: Imports) -> list[str]:
+    """The blocking ``Auth``: its own portal, the methods of ``AsyncAuth``."""
+    tree = ast.parse((PACKAGE / "auth.py").read_text())
+    source = _source_imports(tree, []) | _module_names(tree, ".auth")
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "AsyncAuth")
+    init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    imports.add(".auth", "AsyncAuth")
+    params, forward = _signature(init)
+    for node in ast.walk(init.args):
+        if isinstance(node, ast.expr):
+            _need(imports, _names(node), source, "AsyncAuth.__init__")
+    body = ["", "", "class Auth:", *_docstring(cls, "    "), ""]
+    body += [f"    def __init__({params}) -> None:"]
+    body += [f"        self._async = AsyncAuth({forward})", "        self._portal = Portal()"]
+    body += ["        self._finalizer = weakref.finalize(self, self._portal.close)"]
+    for fn in _public_methods(cls):
+        body += ["", *_method(fn, "self._async", imports, source)]
+    body += [
+        "",
+        "    def close(self) -> None:",
+        '        """Stop the loop thread of this object (also done when it is collected)."""',
+        "        self._finalizer()",
+    ]
+    return body
+
+
 def generate() -> str:
     imports = Imports()
     imports.add("types", "TracebackType")
@@ -238,7 +271,7 @@ def generate() -> str:
     namespaces = _namespaces()
     for _attr, module, cls, source in namespaces:
         imports.add(module, cls.name)
-        name = f"Sync{cls.name}"
+        name = _sync_name(cls.name)
         body += ["", "", f"class {name}:", *_docstring(cls, "    "), ""]
         body += [
             f"    def __init__(self, api: {cls.name}, portal: Portal) -> None:",
@@ -247,6 +280,7 @@ def generate() -> str:
         ]
         for fn in _public_methods(cls):
             body += ["", *_method(fn, "self._api", imports, source)]
+    body += _auth(imports)
 
     client_tree = ast.parse((PACKAGE / "client.py").read_text())
     client_source = _source_imports(client_tree, [])
@@ -289,7 +323,9 @@ def generate() -> str:
         "        )",
     ]
     for attr, _module, cls, _source in namespaces:
-        body.append(f"        self.{attr} = Sync{cls.name}(self._async.{attr}, self._portal)")
+        body.append(
+            f"        self.{attr} = {_sync_name(cls.name)}(self._async.{attr}, self._portal)"
+        )
     for node in async_client.body:
         is_property = isinstance(node, ast.FunctionDef) and any(
             isinstance(d, ast.Name) and d.id == "property" for d in node.decorator_list
@@ -301,6 +337,13 @@ def generate() -> str:
             body += ["", "    @property", f"    def {node.name}(self) -> {returns}:"]
             body += _docstring(node, "        ")
             body.append(f"        return self._async.{node.name}")
+    for node in async_client.body:
+        if (
+            isinstance(node, ast.AsyncFunctionDef)
+            and not node.name.startswith("_")
+            and node.name != "aclose"
+        ):
+            body += ["", *_method(node, "self._async", imports, client_source)]
     body += [
         "",
         "    def __repr__(self) -> str:",
@@ -321,7 +364,7 @@ def generate() -> str:
         "    ) -> None:",
         "        self.close()",
     ]
-    names = sorted(["Client", *(f"Sync{cls.name}" for _a, _m, cls, _s in namespaces)])
+    names = sorted(["Auth", "Client", *(_sync_name(cls.name) for _a, _m, cls, _s in namespaces)])
     header = [
         '"""The synchronous client: the surface of :class:`AsyncClient`, blocking.',
         "",
@@ -342,16 +385,17 @@ def main(argv: list[str]) -> int:
     import subprocess
 
     text = generate()
-    ruff = ROOT / ".venv" / "bin" / "ruff"
+    # The ruff of the interpreter running this script (the project's venv in make/CI).
+    ruff = [sys.executable, "-m", "ruff"]
     formatted = subprocess.run(
-        [str(ruff), "format", "--stdin-filename", str(TARGET), "-"],
+        [*ruff, "format", "--stdin-filename", str(TARGET), "-"],
         input=text,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     fixed = subprocess.run(
-        [str(ruff), "check", "--fix", "--select", "I", "--stdin-filename", str(TARGET), "-"],
+        [*ruff, "check", "--fix", "--select", "I,RUF022", "--stdin-filename", str(TARGET), "-"],
         input=formatted,
         capture_output=True,
         text=True,

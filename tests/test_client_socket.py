@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from caiclient import AuthError, BlockedError, Chat, Disconnected, ProtocolError, Timeout
+from caiclient import (
+    AuthError,
+    BlockedError,
+    Chat,
+    ClientClosed,
+    Disconnected,
+    ProtocolError,
+    Timeout,
+)
 from fake_neo import bot_turn, client_for, fake_neo
 
 CHAT = Chat(chat_id="chat-1", character_id="bot")
@@ -148,7 +156,7 @@ async def test_ws_403_with_a_bad_token_is_auth() -> None:
             await client.chats.send(CHAT, "hi", timeout=5)
 
 
-async def test_close_fails_waiters_with_disconnected() -> None:
+async def test_close_fails_waiters_with_client_closed() -> None:
     async def script(ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
         return  # never answers
 
@@ -160,7 +168,7 @@ async def test_close_fails_waiters_with_disconnected() -> None:
                 break
             await asyncio.sleep(0.01)
         await client.aclose()
-        with pytest.raises(Disconnected):
+        with pytest.raises(ClientClosed):
             await asyncio.wait_for(task, 5)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from caiclient import PersonaNotFound, ProtocolError, ServerError, UserNotFound
+from caiclient import PersonaNotFound, ProtocolError, UserNotFound
 from caiclient.endpoints import Endpoints
 from caiclient.protocol import account as proto
 
@@ -34,26 +34,6 @@ def test_public_user_normalises_character_spellings() -> None:
     (cat,) = user.characters
     assert (cat.id, cat.name, cat.num_interactions, cat.upvotes) == ("c1", "Cat", 12, 3)
     assert cat.creator_id == "42" and cat.creator_username == "bob"
-
-
-@pytest.mark.parametrize(
-    ("body", "error"),
-    [
-        (b'{"status": "NOT_OK", "error": "Username is already taken"}', ServerError),
-        (b'{"error": "Persona not found"}', PersonaNotFound),
-        (b'{"success": false, "error": "Persona not found"}', PersonaNotFound),
-        (b'{"status": "Error: nope"}', ServerError),
-        (b"[1, 2]", ProtocolError),
-    ],
-)
-def test_check_status_refusals(body: bytes, error: type[Exception]) -> None:
-    with pytest.raises(error):
-        proto.check_status(body, "thing", not_found=PersonaNotFound)
-
-
-@pytest.mark.parametrize("body", [b'{"status": "OK"}', b'{"success": true}', b'{"persona": {}}'])
-def test_check_status_successes(body: bytes) -> None:
-    proto.check_status(body, "thing")
 
 
 def test_settings_round_trip_keeps_unknown_keys() -> None:

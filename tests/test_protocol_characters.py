@@ -165,9 +165,7 @@ def test_categories_votes_and_status() -> None:
     assert groups["Games"] == []
     assert proto.parse_vote(b'{"vote": false}') is False
     assert proto.parse_vote(b'{"vote": null}') is None
-    proto.check_status(b'{"status": "OK"}', "vote")
     with pytest.raises(CharacterNotFound):
-        proto.check_status(b'{"status": "NOT_OK", "error": "Character not found"}', "vote")
+        proto.parse_character(b'{"status": "NOT_OK", "error": "Character not found"}')
     with pytest.raises(ServerError, match="Name must be"):
         proto.parse_saved(b'{"status": "NOT_OK", "error": "Name must be 3-20"}', "create")
-    assert isinstance(proto.status_error("Too many requests"), RateLimited)

@@ -8,7 +8,6 @@ from caiclient import (
     ChatNotFound,
     Endpoints,
     Filtered,
-    NotFound,
     ProtocolError,
     RateLimited,
     ServerError,
@@ -103,19 +102,4 @@ def test_parsers() -> None:
 )
 def test_errors_inside_2xx_bodies(body: bytes, error: type[Exception]) -> None:
     with pytest.raises(error):
-        chats.check_body(body)
-    with pytest.raises(error):
         chats.parse_chat(body)
-
-
-def test_check_body_coerces_not_found_and_accepts_plain_bodies() -> None:
-    with pytest.raises(ChatNotFound):
-        chats.check_body(
-            b'{"command": "neo_error", "comment": "Turn not found"}', not_found=ChatNotFound
-        )
-    with pytest.raises(TurnNotFound):
-        chats.check_body(
-            b'{"command": "neo_error", "comment": "Turn not found"}', not_found=NotFound
-        )
-    for body in (b"", b"{}", b"[]", b'{"status": "OK"}', b'"ok"'):
-        chats.check_body(body)

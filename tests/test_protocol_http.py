@@ -9,12 +9,18 @@ import pytest
 from caiclient import (
     AuthError,
     BlockedError,
+    CaiError,
+    CharacterNotFound,
     ChatNotFound,
+    DuplicateRequest,
     Endpoints,
+    Filtered,
     NotFound,
+    PersonaNotFound,
     ProtocolError,
     RateLimited,
     ServerError,
+    TurnNotFound,
     ValidationError,
 )
 from caiclient.protocol import account, chats, http
@@ -85,9 +91,13 @@ def test_error_mapping() -> None:
 
 
 def test_retry_after_in_seconds_and_as_http_date() -> None:
-    limited = http.error_for(response(429, b"{}", retry_after="12"), now=1000.0)
+    limited = http.error_for(response(429, b"{}", retry_after="12"))
     assert isinstance(limited, RateLimited) and limited.retry_after == 12
     date = email.utils.formatdate(1030.0, usegmt=True)
+    # An HTTP date counts from when the transport received the answer (no clock in here).
+    dated = http.Response(429, {"retry-after": date}, b"{}", received_at=1000.0)
+    limited = http.error_for(dated)
+    assert isinstance(limited, RateLimited) and limited.retry_after == pytest.approx(30.0)
     assert http.retry_after_seconds(date, now=1000.0) == pytest.approx(30.0)
     assert http.retry_after_seconds("garbage", now=0) is None
     assert http.retry_after_seconds(None, now=0) is None
@@ -108,3 +118,81 @@ def test_endpoints_local_maps_each_host_to_a_prefix(monkeypatch: pytest.MonkeyPa
     assert Endpoints.from_env() == Endpoints.live()
     with pytest.raises(ValidationError):
         Endpoints.local("127.0.0.1:8765")
+
+
+# --- the one reader of errors inside 2xx bodies (every shape the service uses) ---------------
+
+NEO = b'{"command": "neo_error", '
+
+
+@pytest.mark.parametrize(
+    ("body", "not_found", "error"),
+    [
+        # neo_error objects, classified like the socket's error frames
+        (NEO + b'"comment": "Chat not found", "error_code": 404}', None, ChatNotFound),
+        (NEO + b'"comment": "Turn not found", "error_code": 404}', None, TurnNotFound),
+        (NEO + b'"comment": "Turn not found"}', ChatNotFound, ChatNotFound),
+        (NEO + b'"comment": "Turn not found"}', NotFound, TurnNotFound),
+        (NEO + b'"comment": "x", "retry_after_seconds": 3}', None, RateLimited),
+        (NEO + b'"comment": "Self harm", "sub_code": 101}', None, Filtered),
+        (NEO + b'"comment": "create_chat already exists"}', None, DuplicateRequest),
+        (NEO + b'"comment": "boom", "error_code": 500}', None, ServerError),
+        # Django status envelopes
+        (b'{"status": "NOT_OK", "error": "no permission"}', None, ServerError),
+        (
+            b'{"status": "NOT_OK", "error": "Character not found"}',
+            CharacterNotFound,
+            CharacterNotFound,
+        ),
+        (b'{"status": "NOT_OK", "error": "Character not found"}', None, ServerError),
+        (b'{"status": "Error: nope"}', None, ServerError),
+        (b'{"status": "not_ok"}', None, ServerError),
+        # {"success": false}
+        (b'{"success": false}', None, ServerError),
+        (b'{"success": false, "error": "Persona not found"}', PersonaNotFound, PersonaNotFound),
+        # {"error": ...} as text or as a Firebase-style object
+        (b'{"error": "boom"}', None, ServerError),
+        (b'{"error": {"message": "EMAIL_NOT_FOUND"}}', None, ServerError),
+        (b'{"error": "Too many requests"}', None, RateLimited),
+        (b'{"error": "this does not exist"}', PersonaNotFound, PersonaNotFound),
+    ],
+)
+def test_refusal_reads_every_in_band_error_shape(
+    body: bytes, not_found: type[NotFound] | None, error: type[CaiError]
+) -> None:
+    found = http.refusal(body, "thing", not_found=not_found)
+    assert type(found) is error
+    with pytest.raises(error):
+        http.check_refusal(body, "thing", not_found=not_found)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"{}",
+        b'{"status": "OK"}',
+        b'{"status": "ok"}',
+        b'{"success": true}',
+        b'{"persona": {}}',
+        b'{"error": null}',
+        b'{"error": ""}',
+        b'{"command": "ok"}',
+    ],
+)
+def test_refusal_finds_nothing_in_successes(body: bytes) -> None:
+    assert http.refusal(body, "thing", not_found=PersonaNotFound) is None
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"ok"', b"<html>", b"[1, 2]", b"[" * 2000])
+def test_refusal_of_a_non_object_depends_on_whether_one_was_expected(body: bytes) -> None:
+    assert http.refusal(body, "thing") is None
+    found = http.refusal(body, "follow", object_expected=True)
+    assert isinstance(found, ProtocolError) and "follow" in str(found)
+
+
+def test_text_of_a_refusal_names_the_call() -> None:
+    found = http.refusal(b'{"status": "NOT_OK", "error": "Name must be 3-20"}', "create")
+    assert isinstance(found, ServerError)
+    assert str(found) == "create was refused: Name must be 3-20"
+    assert (found.status, found.body) == (200, "Name must be 3-20")

@@ -15,7 +15,7 @@ from caiclient import (
     AsyncClient,
     BlockedError,
     Chat,
-    Disconnected,
+    ClientClosed,
     Endpoints,
     RateLimited,
     ServerError,
@@ -170,7 +170,7 @@ async def test_close_fails_in_flight_requests_and_leaves_nothing_running(emu: Em
             break
         await asyncio.sleep(0.005)
     await client.aclose()
-    with pytest.raises(Disconnected):
+    with pytest.raises(ClientClosed):
         await asyncio.wait_for(task, 5)
     leftovers = [
         t

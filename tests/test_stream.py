@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from caiclient import ReplyAccumulator
 from caiclient.models import Author, Candidate, Turn, TurnKey
 
@@ -66,13 +64,31 @@ def test_rewritten_text_is_flagged_not_duplicated() -> None:
     )
 
 
-def test_track_then_final_chunk_gives_the_whole_reply() -> None:
+def test_update_without_take_builds_no_chunk_and_take_gives_the_rest() -> None:
     acc = ReplyAccumulator()
-    with pytest.raises(ValueError, match="not complete"):
-        acc.final_chunk()
-    acc.track(turn(("k", "Hel", False)))
+    assert acc.take() is None  # nothing fed yet
+    assert acc.update(turn(("k", "Hel", False))) is True
+    assert acc.update(turn(("k", "Hel", False))) is False  # no change
     assert not acc.final
-    acc.track(turn(("k", "Hello", True)))
-    acc.track(turn(("k", "Hello, ignored", True)))  # after the final frame: ignored
-    chunk = acc.final_chunk()
+    assert acc.update(turn(("k", "Hello", True))) is True
+    assert acc.update(turn(("k", "Hello, ignored", True))) is False  # after the final frame
+    chunk = acc.take()
+    assert chunk is not None
     assert (chunk.delta, chunk.text, chunk.final) == ("Hello", "Hello", True)
+    assert acc.take() is None  # the final chunk is handed out once
+
+
+def test_adopting_a_turn_with_another_candidate_rewrites_what_differs() -> None:
+    acc = ReplyAccumulator()
+    first = acc.feed(turn(("k1", "Hello wo", False)))
+    assert first is not None and first.delta == "Hello wo"
+    # Read back from the history after a drop: the server's candidate has another id.
+    acc.adopt(turn(("k2", "Hello world", True)))
+    chunk = acc.take()
+    assert chunk is not None and acc.final
+    assert (chunk.delta, chunk.text, chunk.rewritten) == ("rld", "Hello world", False)
+    other = ReplyAccumulator()
+    other.feed(turn(("k1", "Hello wo", False)))
+    other.adopt(turn(("k2", "Something else", True)))
+    rewrite = other.take()
+    assert rewrite is not None and (rewrite.delta, rewrite.rewritten) == ("", True)

@@ -1,9 +1,15 @@
 """caiclient: a typed client, CLI and local emulator for Character.AI's unofficial web API.
 
-Start with :class:`AsyncClient`; every error is a :class:`CaiError` (see :mod:`caiclient.errors`).
+Start with :class:`Client` (blocking) or :class:`AsyncClient`; log in with :class:`Auth` /
+:class:`AsyncAuth` (or the coroutines of :mod:`caiclient.auth`); every error is a
+:class:`CaiError` (see :mod:`caiclient.errors`). Names with an ``Async`` prefix are the
+coroutine API; the plain name is the blocking twin.
 """
 
+from . import auth
+from ._config import ClientOptions
 from ._core import ClientStats
+from .auth import AsyncAuth
 from .client import AsyncClient
 from .endpoints import Endpoints
 from .errors import (
@@ -12,7 +18,9 @@ from .errors import (
     CaiError,
     CharacterNotFound,
     ChatNotFound,
+    ClientClosed,
     Disconnected,
+    DuplicateRequest,
     Filtered,
     HistoryNotFound,
     LoginRequired,
@@ -24,6 +32,7 @@ from .errors import (
     Timeout,
     TransportError,
     TurnNotFound,
+    UsageError,
     UserNotFound,
     ValidationError,
     VoiceNotFound,
@@ -48,12 +57,14 @@ from .models import (
 )
 from .protocol.retry import Backoff, RetryPolicy
 from .protocol.stream import ReplyAccumulator, ReplyChunk
-from .sync import Client
+from .sync import Auth, Client
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncAuth",
     "AsyncClient",
+    "Auth",
     "AuthError",
     "Author",
     "Backoff",
@@ -66,8 +77,11 @@ __all__ = [
     "Chat",
     "ChatNotFound",
     "Client",
+    "ClientClosed",
+    "ClientOptions",
     "ClientStats",
     "Disconnected",
+    "DuplicateRequest",
     "Endpoints",
     "Filtered",
     "HistoryNotFound",
@@ -88,6 +102,7 @@ __all__ = [
     "Turn",
     "TurnKey",
     "TurnNotFound",
+    "UsageError",
     "User",
     "UserNotFound",
     "V1Chunk",
@@ -98,4 +113,5 @@ __all__ = [
     "VoiceCreator",
     "VoiceNotFound",
     "__version__",
+    "auth",
 ]

@@ -6,16 +6,29 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
+from ._config import ClientOptions
+from ._deadline import Deadline
 from ._neo_socket import NeoSocket
 from ._transport import HandshakeRefused, HttpTransport, WebSocket
+from ._validate import check_timeout
 from .endpoints import Endpoints
-from .errors import AuthError, BlockedError, CaiError, NotFound, TransportError, ValidationError
+from .errors import (
+    AuthError,
+    BlockedError,
+    CaiError,
+    ClientClosed,
+    NotFound,
+    Timeout,
+    TransportError,
+    UsageError,
+    ValidationError,
+)
 from .models import User
 from .protocol import account, http
-from .protocol.retry import Backoff, RetryPolicy, http_retry_delay
+from .protocol.retry import http_retry_delay
 
 __all__ = ["TOKEN_ENV", "ClientCore", "ClientStats", "mask", "normalise_token"]
 
@@ -35,8 +48,14 @@ def normalise_token(token: str | None) -> str:
     token = token.strip()
     if token[:6].lower() == "token ":
         token = token[6:].strip()
-    if not token or any(c.isspace() or c in '";,' for c in token):
-        raise ValidationError("token is empty or contains spaces, quotes, commas or semicolons")
+    # The token goes into a header and a cookie: printable ASCII only, no separators. The
+    # message never repeats the token.
+    if not token or not token.isascii() or any(not c.isprintable() or c in ' ";,' for c in token):
+        raise ValidationError(
+            "the token is empty or contains spaces, quotes, commas, semicolons, control or "
+            "non-ASCII characters; it should be the 40 hex characters of the Authorization "
+            "header"
+        )
     return token
 
 
@@ -45,14 +64,15 @@ def mask(token: str) -> str:
     return f"{token[:4]}…" if len(token) > 8 else "…"
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClientStats:
-    """What the client did to keep working; read it as ``client.stats``."""
+    """What the client did to keep working; read it as ``client.stats`` (a snapshot)."""
 
     reconnects: int = 0
     recovered_replies: int = 0
     resent_messages: int = 0
     http_retries: int = 0
+    aborted_generations: int = 0
 
 
 class ClientCore:
@@ -62,36 +82,24 @@ class ClientCore:
         self,
         token: str,
         endpoints: Endpoints,
-        *,
-        timeout: float,
-        impersonate: str | None,
-        proxy: str | None,
+        options: ClientOptions,
         transport: HttpTransport | None = None,
-        retry: RetryPolicy | None = None,
-        reconnect: Backoff | None = None,
-        idle_timeout: float = 30.0,
-        rate_limit_wait: float = 0.0,
-        first_chunk_timeout: float | None = None,
     ) -> None:
         self.token = token
-        self.first_chunk_timeout = first_chunk_timeout
-        self.rate_limit_wait = rate_limit_wait
-        self.retry = retry or RetryPolicy()
-        self.stats = ClientStats()
         self.endpoints = endpoints
-        self.timeout = timeout
-        self._impersonate = impersonate
-        self._proxy = proxy
+        self.options = options
+        self.counts: dict[str, int] = dict.fromkeys(ClientStats.__dataclass_fields__, 0)
         self._transport = transport
         self._headers = {"Authorization": f"Token {token}"}
         self._user: User | None = None
-        self._user_lock: asyncio.Lock | None = None
-        self.socket = NeoSocket(
-            self._connect_ws,
-            backoff=reconnect,
-            idle_timeout=idle_timeout,
-            connect_timeout=timeout,
-        )
+        self._user_task: asyncio.Task[User] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.socket = NeoSocket(self._connect_ws, options)
+
+    @property
+    def stats(self) -> ClientStats:
+        counts = dict(self.counts, reconnects=max(0, self.socket.connects - 1))
+        return replace(ClientStats(), **counts)
 
     @property
     def transport(self) -> HttpTransport:
@@ -100,34 +108,47 @@ class ClientCore:
             # should not pay.
             from ._transport.curl import CurlTransport
 
-            self._transport = CurlTransport(impersonate=self._impersonate, proxy=self._proxy)
+            options = self.options
+            self._transport = CurlTransport(impersonate=options.impersonate, proxy=options.proxy)
         return self._transport
 
-    def deadline(self, timeout: float | None) -> float:
-        """Loop time by which a call with this ``timeout`` (or the client default) must end."""
-        return asyncio.get_running_loop().time() + (self.timeout if timeout is None else timeout)
+    def deadline(self, timeout: object = None) -> Deadline:
+        """The deadline of a call given ``timeout`` (None: the client default), checked once
+        here, before any I/O; also where a closed client or a foreign loop is refused."""
+        seconds = check_timeout(timeout)
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None:
+                raise UsageError(
+                    "this client was first used on another event loop; make one client per "
+                    "event loop (the sync Client runs its own)"
+                )
+            self._loop = loop
+        if self.socket.closed:
+            raise ClientClosed("the client is closed; create a new one")
+        return Deadline(loop.time() + (self.options.timeout if seconds is None else seconds), loop)
 
     async def call(
         self,
         request: http.Request,
         *,
-        timeout: float | None = None,
+        timeout: object = None,
+        deadline: Deadline | None = None,
         not_found: type[NotFound] = NotFound,
     ) -> bytes:
         """Send a REST request; return the body of a 2xx answer or raise the typed error.
 
         Failures the retry policy calls transient (connection errors, 429, 502–504; for
-        non-idempotent requests only 429) are retried with backoff within ``timeout``, which
-        bounds the whole call.
+        non-idempotent requests only 429) are retried with backoff until ``deadline``
+        (default: ``timeout`` from now), which bounds the whole call.
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self.timeout if timeout is None else timeout)
-        delays = self.retry.backoff.delays()
+        if deadline is None:
+            deadline = self.deadline(timeout)
+        delays = self.options.retry.backoff.delays()
         while True:
-            remaining = deadline - loop.time()
             try:
                 response = await self.transport.request(
-                    request, headers=self._headers, timeout=max(remaining, 0.001)
+                    request, headers=self._headers, timeout=deadline.left(request.url)
                 )
             except TransportError as exc:
                 error: CaiError = exc
@@ -136,38 +157,42 @@ class ClientCore:
                 if found is None:
                     return response.body
                 error = found
-            planned = next(delays, None)
-            wait = None
-            if planned is not None:
-                wait = http_retry_delay(
-                    error,
-                    idempotent=request.is_idempotent,
-                    planned=planned,
-                    max_retry_after=self.retry.max_retry_after,
-                )
-            if wait is None or loop.time() + wait >= deadline:
+            wait = self._retry_delay(request, error, next(delays, None))
+            if wait is None or wait >= deadline.remaining():
                 raise error
-            self.stats.http_retries += 1
+            self.counts["http_retries"] += 1
             log.info(
                 "%s %s failed (%s); retrying in %.2f s", request.method, request.url, error, wait
             )
             await asyncio.sleep(wait)
 
+    def _retry_delay(
+        self, request: http.Request, error: CaiError, planned: float | None
+    ) -> float | None:
+        if planned is None:
+            return None
+        return http_retry_delay(
+            error,
+            idempotent=request.is_idempotent,
+            planned=planned,
+            max_retry_after=self.options.retry.max_retry_after,
+        )
+
     async def stream(
         self,
         request: http.Request,
         *,
-        timeout: float | None = None,
+        deadline: Deadline,
         not_found: type[NotFound] = NotFound,
     ) -> AsyncGenerator[bytes, None]:
         """Send a REST request and yield the body of a 2xx answer as it arrives.
 
         A non-2xx answer raises the same typed errors as :meth:`call` (before anything is
-        yielded). ``timeout`` bounds the whole body. Never retried: the request may have
+        yielded). ``deadline`` bounds the whole body. Never retried: the request may have
         had effects by the time it fails.
         """
         async with self.transport.stream(
-            request, headers=self._headers, timeout=self.timeout if timeout is None else timeout
+            request, headers=self._headers, timeout=deadline.left(request.url)
         ) as response:
             if not 200 <= response.status < 300:
                 body = await response.read()
@@ -179,57 +204,65 @@ class ClientCore:
             async for chunk in response.chunks:
                 yield chunk
 
-    async def fetch(self, url: str, *, timeout: float | None = None) -> bytes:
+    async def fetch(self, url: str, *, timeout: object = None) -> bytes:
         """GET an absolute URL (a CDN image, TTS audio) with this session; return the body of
         a 2xx or raise the typed error.
 
         The token is sent only to the service's own API hosts (``beta``, ``plus``, ``neo``,
         ``web`` of :attr:`endpoints`), never to storage or CDN hosts. Not retried.
         """
+        deadline = self.deadline(timeout)
         ends = self.endpoints
         own = {urlsplit(base)[:2] for base in (ends.beta, ends.plus, ends.neo, ends.web)}
         headers = self._headers if urlsplit(url)[:2] in own else {}
         response = await self.transport.request(
-            http.Request("GET", url),
-            headers=headers,
-            timeout=self.timeout if timeout is None else timeout,
+            http.Request("GET", url), headers=headers, timeout=deadline.left(url)
         )
         error = http.error_for(response)
         if error is not None:
             raise error
         return response.body
 
-    async def user(self, *, timeout: float | None = None, refresh: bool = False) -> User:
-        """The token's account, fetched once and cached (its id is the WS ``creator_id``)."""
+    async def user(self, deadline: Deadline, *, refresh: bool = False) -> User:
+        """The token's account, fetched once and cached (its id is the WS ``creator_id``).
+
+        Concurrent callers share one lookup; each waits for it only until its own deadline.
+        """
         if self._user is not None and not refresh:
             return self._user
-        if self._user_lock is None:
-            self._user_lock = asyncio.Lock()
-        async with self._user_lock:
-            if self._user is None or refresh:
-                body = await self.call(account.me(self.endpoints), timeout=timeout)
-                self._user = account.parse_user(body)
+        task = self._user_task
+        if task is None or task.done():
+            task = asyncio.create_task(self._fetch_user(deadline), name="caiclient-user")
+            task.add_done_callback(_retrieve)
+            self._user_task = task
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), deadline.left("the account lookup"))
+        except (asyncio.TimeoutError, TimeoutError):
+            raise Timeout("the account lookup did not finish in time") from None
+
+    async def _fetch_user(self, deadline: Deadline) -> User:
+        body = await self.call(account.me(self.endpoints), deadline=deadline)
+        self._user = account.parse_user(body)
         return self._user
 
     async def _connect_ws(self) -> WebSocket:
-        # Both forms of auth the service accepts on the upgrade (PROTOCOL.md §1.2).
+        # Both forms of auth the service accepts on the upgrade (docs/protocol.md §1.2).
         headers = {"Cookie": f'HTTP_AUTHORIZATION="Token {self.token}"; edge_rollout=60'}
         try:
             return await self.transport.ws_connect(
-                self.endpoints.neo_ws, headers=headers, timeout=self.timeout
+                self.endpoints.neo_ws, headers=headers, timeout=self.options.timeout
             )
         except HandshakeRefused as exc:
             raise await self._explain_refusal(exc) from None
 
-    async def _explain_refusal(self, exc: HandshakeRefused) -> Exception:
+    async def _explain_refusal(self, exc: HandshakeRefused) -> CaiError:
         """A refused upgrade is a bad token or an anti-bot block; REST tells which."""
         if exc.status == 401:
             return AuthError("the token was refused by the chat socket (HTTP 401)")
         if exc.status != 403:
             return exc
-        await self.user(
-            refresh=True
-        )  # Raises AuthError (bad token) or BlockedError (REST blocked too).
+        # Raises AuthError (bad token) or BlockedError (REST blocked too).
+        await self.user(Deadline.after(self.options.timeout), refresh=True)
         return BlockedError(
             "the chat socket refused the upgrade (HTTP 403) although the token is valid",
             status=403,
@@ -240,6 +273,16 @@ class ClientCore:
         return self.socket.closed
 
     async def aclose(self) -> None:
+        task = self._user_task
+        if task is not None and not task.done():
+            task.cancel()
         await self.socket.aclose()
         if self._transport is not None:
             await self._transport.aclose()
+
+
+def _retrieve(task: asyncio.Task[User]) -> None:
+    # Every waiter may have timed out before the lookup failed: read its error so that
+    # asyncio does not log it as never retrieved (the next call looks the user up again).
+    if not task.cancelled():
+        task.exception()

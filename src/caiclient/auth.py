@@ -1,31 +1,38 @@
 """Getting a token: guest, e-mail link (Firebase) and e-mail + polling logins.
 
 No token is needed for these calls. Each returns the 40-hex token that
-:class:`~caiclient.AsyncClient` takes::
+:class:`~caiclient.AsyncClient` takes. :class:`AsyncAuth` has them as coroutine methods and
+:class:`caiclient.Auth` (generated in :mod:`caiclient.sync`) as blocking ones, after the
+naming rule of the whole library (``AsyncClient``/``Client``)::
+
+    token = await caiclient.AsyncAuth().login_by_polling("me@example.com")
+    token = caiclient.Auth().login_by_polling("me@example.com")   # no asyncio needed
+
+The module-level coroutines are shortcuts with the same arguments::
 
     token = await caiclient.auth.guest()
-
     await caiclient.auth.send_login_email("me@example.com")
     token = await caiclient.auth.login_with_link("me@example.com", link_from_the_mail)
-
     token = await caiclient.auth.login_by_polling("me@example.com")  # open the mail's link
 
-Every call takes ``endpoints`` (default :meth:`Endpoints.from_env`), ``timeout`` (seconds;
-for :func:`login_by_polling` the bound of the whole wait) and the transport options of
-``AsyncClient`` (``impersonate``, ``proxy``, ``transport``). Arguments are checked before
-any I/O. Tokens never appear in exception messages or logs.
+Options: ``endpoints`` (default :meth:`Endpoints.from_env`), ``timeout`` (seconds per call;
+for :meth:`AsyncAuth.login_by_polling` its own ``timeout`` bounds the whole wait) and the
+transport options of ``AsyncClient`` (``impersonate``, ``proxy``, ``transport``). Arguments
+are checked before any I/O. Tokens never appear in exception messages or logs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+from ._config import DEFAULT_IMPERSONATE, DEFAULT_TIMEOUT, ClientOptions
+from ._deadline import Deadline
+from ._ids import new_id
 from ._transport import HttpTransport
-from ._validate import check_timeout
+from ._validate import check_seconds
 from .endpoints import Endpoints
 from .errors import AuthError, CaiError, ProtocolError, Timeout, ValidationError
 from .protocol import auth as proto
@@ -33,6 +40,7 @@ from .protocol.http import Request, Response, error_for
 
 __all__ = [
     "FIREBASE_WEB_API_KEY",
+    "AsyncAuth",
     "guest",
     "login_by_polling",
     "login_with_link",
@@ -40,7 +48,6 @@ __all__ = [
 ]
 
 FIREBASE_WEB_API_KEY = proto.FIREBASE_WEB_API_KEY
-DEFAULT_TIMEOUT = 30.0
 _MAX_PAGE = 2 << 20
 _TELLING = frozenset({403, 429, 500, 502, 503, 504})
 _EMAIL = re.compile(
@@ -72,13 +79,6 @@ def _check_endpoints(endpoints: Endpoints | None) -> Endpoints:
     if not isinstance(endpoints, Endpoints):
         raise ValidationError(f"endpoints must be an Endpoints, got {type(endpoints).__name__}")
     return endpoints
-
-
-def _check_request_timeout(timeout: float) -> float:
-    if timeout is None:
-        raise ValidationError("timeout must be a positive number of seconds, got None")
-    check_timeout(timeout)
-    return float(timeout)
 
 
 _ErrorMap = Callable[[Response], "CaiError | None"]
@@ -115,93 +115,120 @@ class _Session:
 
 @asynccontextmanager
 async def _session(
-    endpoints: Endpoints,
-    timeout: float,
-    impersonate: str | None,
-    proxy: str | None,
-    transport: HttpTransport | None,
+    endpoints: Endpoints, options: ClientOptions, transport: HttpTransport | None
 ) -> AsyncIterator[_Session]:
     owned = transport is None
     if transport is None:
         # Imported here for the same reason as in ClientCore: curl_cffi is slow to import.
         from ._transport.curl import CurlTransport
 
-        transport = CurlTransport(impersonate=impersonate, proxy=proxy)
+        transport = CurlTransport(impersonate=options.impersonate, proxy=options.proxy)
     try:
-        yield _Session(endpoints, transport, timeout)
+        yield _Session(endpoints, transport, options.timeout)
     finally:
         if owned:
             await transport.aclose()
 
 
-async def guest(
-    *,
-    endpoints: Endpoints | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    impersonate: str | None = "chrome",
-    proxy: str | None = None,
-    transport: HttpTransport | None = None,
-) -> str:
-    """A new guest ("lazy") account's token (PROTOCOL.md §3.1).
+class AsyncAuth:
+    """The login flows, as coroutine methods (the blocking twin is :class:`caiclient.Auth`).
 
-    Guests are limited: Chat V1 answers them with LoginRequired after a few messages.
-    The live service retired guest logins with the old beta site (2024), so this mainly
-    works against the emulator. Raises AuthError if refused.
+    ``endpoints``, ``timeout`` (seconds per call), ``impersonate``, ``proxy`` and
+    ``transport`` are those of :class:`~caiclient.AsyncClient`; they are checked here,
+    before any I/O. No token is needed.
     """
-    endpoints = _check_endpoints(endpoints)
-    timeout = _check_request_timeout(timeout)
-    async with _session(endpoints, timeout, impersonate, proxy, transport) as session:
-        request = proto.lazy_login(endpoints, str(uuid.uuid4()))
-        return proto.parse_lazy_login(await session.send(request, proto.login_error))
 
+    def __init__(
+        self,
+        *,
+        endpoints: Endpoints | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        impersonate: str | None = DEFAULT_IMPERSONATE,
+        proxy: str | None = None,
+        transport: HttpTransport | None = None,
+    ) -> None:
+        self._endpoints = _check_endpoints(endpoints)
+        self._options = ClientOptions(timeout=timeout, impersonate=impersonate, proxy=proxy)
+        self._transport = transport
 
-async def send_login_email(
-    email: str,
-    *,
-    endpoints: Endpoints | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    impersonate: str | None = "chrome",
-    proxy: str | None = None,
-    transport: HttpTransport | None = None,
-) -> None:
-    """Ask Firebase to mail a sign-in link to ``email`` (PROTOCOL.md §3.2 step 1).
+    def _session(self) -> AbstractAsyncContextManager[_Session]:
+        return _session(self._endpoints, self._options, self._transport)
 
-    Then pass that link to :func:`login_with_link`. Raises ValidationError for a malformed
-    address (before any I/O), AuthError or RateLimited when Firebase refuses.
-    """
-    email = _check_email(email)
-    endpoints = _check_endpoints(endpoints)
-    timeout = _check_request_timeout(timeout)
-    async with _session(endpoints, timeout, impersonate, proxy, transport) as session:
-        request = proto.send_oob_code(endpoints, email, continue_url=endpoints.web)
-        proto.parse_send_oob_code(await session.send(request, proto.firebase_error), email)
+    async def guest(self) -> str:
+        """A new guest ("lazy") account's token (docs/protocol.md §3.1).
 
+        Guests are limited: Chat V1 answers them with LoginRequired after a few messages.
+        The live service retired guest logins with the old beta site (2024), so this mainly
+        works against the emulator. Raises AuthError if refused.
+        """
+        async with self._session() as session:
+            request = proto.lazy_login(self._endpoints, new_id())
+            return proto.parse_lazy_login(await session.send(request, proto.login_error))
 
-async def login_with_link(
-    email: str,
-    link: str,
-    *,
-    endpoints: Endpoints | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    impersonate: str | None = "chrome",
-    proxy: str | None = None,
-    transport: HttpTransport | None = None,
-) -> str:
-    """Finish an e-mail login with the link from the mail; return the token.
+    async def send_login_email(self, email: str) -> None:
+        """Ask Firebase to mail a sign-in link to ``email`` (docs/protocol.md §3.2 step 1).
 
-    ``email`` must be the address the link was sent to. The link is opened (following
-    redirects) unless it already holds the code; the code is read from the final URL or
-    the page. Works with the links of :func:`send_login_email` and of the character.ai
-    login mail (``…/login/<id>``). Raises ValidationError (before any I/O), AuthError for
-    a used, expired or foreign link.
-    """
-    email = _check_email(email)
-    link = _check_link(link)
-    endpoints = _check_endpoints(endpoints)
-    timeout = _check_request_timeout(timeout)
-    async with _session(endpoints, timeout, impersonate, proxy, transport) as session:
-        code = proto.login_code(link) or await _code_behind(session, link)
-        return await session.finish(email, code)
+        Then pass that link to :meth:`login_with_link`. Raises ValidationError for a
+        malformed address (before any I/O), AuthError or RateLimited when Firebase refuses.
+        """
+        email = _check_email(email)
+        endpoints = self._endpoints
+        async with self._session() as session:
+            request = proto.send_oob_code(endpoints, email, continue_url=endpoints.web)
+            proto.parse_send_oob_code(await session.send(request, proto.firebase_error), email)
+
+    async def login_with_link(self, email: str, link: str) -> str:
+        """Finish an e-mail login with the link from the mail; return the token.
+
+        ``email`` must be the address the link was sent to. The link is opened (following
+        redirects) unless it already holds the code; the code is read from the final URL or
+        the page. Works with the links of :meth:`send_login_email` and of the character.ai
+        login mail (``…/login/<id>``). Raises ValidationError (before any I/O), AuthError
+        for a used, expired or foreign link.
+        """
+        email = _check_email(email)
+        link = _check_link(link)
+        async with self._session() as session:
+            code = proto.login_code(link) or await _code_behind(session, link)
+            return await session.finish(email, code)
+
+    async def login_by_polling(
+        self, email: str, *, timeout: float = 300.0, interval: float = 2.0
+    ) -> str:
+        """Log in with character.ai's own e-mail flow and return the token (§3.3).
+
+        Asks character.ai to mail a login link, then polls every ``interval`` seconds until
+        the link has been opened (in any browser), then signs in. ``timeout`` bounds the
+        whole wait: Timeout if the link is not opened in time. Raises ValidationError
+        (before any I/O), AuthError when the attempt is refused or expires. Cancelling is
+        safe.
+        """
+        email = _check_email(email)
+        wait = check_seconds(timeout, "timeout")
+        pause = check_seconds(interval, "interval")
+        deadline = Deadline.after(wait)
+        endpoints = self._endpoints
+
+        def remaining() -> float:
+            if deadline.expired:
+                raise Timeout(f"the login link was not opened within {wait:g} s")
+            return min(deadline.remaining(), self._options.timeout)
+
+        async with self._session() as session:
+            request = proto.trpc_login(endpoints, email)
+            body = await session.send(request, proto.trpc_error, timeout=remaining())
+            attempt = proto.parse_trpc_login(body)
+            while True:
+                request = proto.login_polling(endpoints, attempt)
+                body = await session.send(request, proto.polling_error, timeout=remaining())
+                value = proto.parse_login_polling(body)
+                if value is not None:
+                    break
+                await asyncio.sleep(min(pause, remaining()))
+            code = proto.login_code(value)
+            if code is None:
+                raise ProtocolError("the finished login attempt held no login code")
+            return await session.finish(email, code)
 
 
 async def _code_behind(session: _Session, link: str) -> proto.LoginCode:
@@ -225,49 +252,84 @@ async def _code_behind(session: _Session, link: str) -> proto.LoginCode:
     )
 
 
+# --- module-level shortcuts (the same calls as AsyncAuth's) -------------------------------------
+
+
+async def guest(
+    *,
+    endpoints: Endpoints | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    impersonate: str | None = DEFAULT_IMPERSONATE,
+    proxy: str | None = None,
+    transport: HttpTransport | None = None,
+) -> str:
+    """:meth:`AsyncAuth.guest` with these options."""
+    auth = AsyncAuth(
+        endpoints=endpoints,
+        timeout=timeout,
+        impersonate=impersonate,
+        proxy=proxy,
+        transport=transport,
+    )
+    return await auth.guest()
+
+
+async def send_login_email(
+    email: str,
+    *,
+    endpoints: Endpoints | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    impersonate: str | None = DEFAULT_IMPERSONATE,
+    proxy: str | None = None,
+    transport: HttpTransport | None = None,
+) -> None:
+    """:meth:`AsyncAuth.send_login_email` with these options."""
+    _check_email(email)
+    auth = AsyncAuth(
+        endpoints=endpoints,
+        timeout=timeout,
+        impersonate=impersonate,
+        proxy=proxy,
+        transport=transport,
+    )
+    await auth.send_login_email(email)
+
+
+async def login_with_link(
+    email: str,
+    link: str,
+    *,
+    endpoints: Endpoints | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    impersonate: str | None = DEFAULT_IMPERSONATE,
+    proxy: str | None = None,
+    transport: HttpTransport | None = None,
+) -> str:
+    """:meth:`AsyncAuth.login_with_link` with these options."""
+    _check_email(email)
+    _check_link(link)
+    auth = AsyncAuth(
+        endpoints=endpoints,
+        timeout=timeout,
+        impersonate=impersonate,
+        proxy=proxy,
+        transport=transport,
+    )
+    return await auth.login_with_link(email, link)
+
+
 async def login_by_polling(
     email: str,
     *,
     timeout: float = 300.0,
     interval: float = 2.0,
     endpoints: Endpoints | None = None,
-    impersonate: str | None = "chrome",
+    impersonate: str | None = DEFAULT_IMPERSONATE,
     proxy: str | None = None,
     transport: HttpTransport | None = None,
 ) -> str:
-    """Log in with character.ai's own e-mail flow and return the token (PROTOCOL.md §3.3).
-
-    Asks character.ai to mail a login link, then polls every ``interval`` seconds until
-    the link has been opened (in any browser), then signs in. ``timeout`` bounds the whole
-    wait: Timeout if the link is not opened in time. Raises ValidationError (before any
-    I/O), AuthError when the attempt is refused or expires. Cancelling is safe.
-    """
-    email = _check_email(email)
-    endpoints = _check_endpoints(endpoints)
-    timeout = _check_request_timeout(timeout)
-    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
-        raise ValidationError(f"interval must be a positive number of seconds, got {interval!r}")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-
-    def remaining() -> float:
-        left = deadline - loop.time()
-        if left <= 0:
-            raise Timeout(f"the login link was not opened within {timeout:g} s")
-        return min(left, DEFAULT_TIMEOUT)
-
-    async with _session(endpoints, DEFAULT_TIMEOUT, impersonate, proxy, transport) as session:
-        request = proto.trpc_login(endpoints, email)
-        body = await session.send(request, proto.trpc_error, timeout=remaining())
-        attempt = proto.parse_trpc_login(body)
-        while True:
-            request = proto.login_polling(endpoints, attempt)
-            body = await session.send(request, proto.polling_error, timeout=remaining())
-            value = proto.parse_login_polling(body)
-            if value is not None:
-                break
-            await asyncio.sleep(min(float(interval), remaining()))
-        code = proto.login_code(value)
-        if code is None:
-            raise ProtocolError("the finished login attempt held no login code")
-        return await session.finish(email, code)
+    """:meth:`AsyncAuth.login_by_polling` with these options (``timeout`` bounds the whole
+    wait; each request is bounded by 30 s)."""
+    _check_email(email)
+    auth = AsyncAuth(endpoints=endpoints, impersonate=impersonate, proxy=proxy, transport=transport)
+    return await auth.login_by_polling(email, timeout=timeout, interval=interval)

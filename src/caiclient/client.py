@@ -4,24 +4,22 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from ._api.account import AccountAPI
-from ._api.characters import CharactersAPI
-from ._api.chats import ChatsAPI
-from ._api.images import ImagesAPI
-from ._api.personas import PersonasAPI
-from ._api.users import UsersAPI
-from ._api.v1 import V1API
-from ._api.voices import VoicesAPI
+from ._api.account import AsyncAccountAPI
+from ._api.characters import AsyncCharactersAPI
+from ._api.chats import AsyncChatsAPI
+from ._api.images import AsyncImagesAPI
+from ._api.personas import AsyncPersonasAPI
+from ._api.users import AsyncUsersAPI
+from ._api.v1 import AsyncV1API
+from ._api.voices import AsyncVoicesAPI
+from ._config import DEFAULT_IDLE_TIMEOUT, DEFAULT_IMPERSONATE, DEFAULT_TIMEOUT, ClientOptions
 from ._core import ClientCore, ClientStats, mask, normalise_token
 from ._transport import HttpTransport
-from ._validate import check_timeout
 from .endpoints import Endpoints
 from .errors import ValidationError
 from .protocol.retry import Backoff, RetryPolicy
 
 __all__ = ["AsyncClient"]
-
-DEFAULT_TIMEOUT = 30.0
 
 
 class AsyncClient:
@@ -29,7 +27,8 @@ class AsyncClient:
 
     ``token`` defaults to ``$CAI_TOKEN``; ``endpoints`` to :meth:`Endpoints.from_env` (the live
     service, or the origin in ``$CAI_BASE_URL``). ``timeout`` is the default deadline of every
-    call in seconds. ``retry`` says how REST calls are retried, ``reconnect`` how the chat
+    call in seconds (at most a day; per call, ``timeout=None`` means this default). ``retry``
+    says how REST calls are retried, ``reconnect`` how the chat
     socket is reopened after a drop, and ``idle_timeout`` how long a socket may stay silent
     while requests wait before it is treated as dead. ``rate_limit_wait`` (seconds, default 0:
     off) lets a message refused by the service's rate limit wait out the ``retry_after`` it
@@ -39,6 +38,8 @@ class AsyncClient:
     ``impersonate`` is the browser whose TLS fingerprint curl_cffi presents (the live service
     sits behind Cloudflare); ``proxy`` routes everything through a proxy URL. Use it as
     ``async with AsyncClient(...) as client:`` or call :meth:`aclose`.
+
+    Every option is checked here (ValidationError), before anything is opened.
 
     Namespaces: ``account``, ``personas``, ``users``, ``characters``, ``chats``, ``voices``,
     ``images`` and ``v1`` (legacy Chat V1).
@@ -50,52 +51,59 @@ class AsyncClient:
         *,
         endpoints: Endpoints | None = None,
         timeout: float = DEFAULT_TIMEOUT,
-        impersonate: str | None = "chrome",
+        impersonate: str | None = DEFAULT_IMPERSONATE,
         proxy: str | None = None,
         transport: HttpTransport | None = None,
         retry: RetryPolicy | None = None,
         reconnect: Backoff | None = None,
-        idle_timeout: float = 30.0,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         rate_limit_wait: float = 0.0,
         first_chunk_timeout: float | None = None,
     ) -> None:
         if endpoints is not None and not isinstance(endpoints, Endpoints):
             raise ValidationError(f"endpoints must be an Endpoints, got {type(endpoints).__name__}")
-        check_timeout(timeout)
-        check_timeout(idle_timeout)
-        check_timeout(first_chunk_timeout)
-        self._core = ClientCore(
-            normalise_token(token),
-            endpoints or Endpoints.from_env(),
+        options = ClientOptions(
             timeout=timeout,
+            idle_timeout=idle_timeout,
+            first_chunk_timeout=first_chunk_timeout,
+            rate_limit_wait=rate_limit_wait,
             impersonate=impersonate,
             proxy=proxy,
-            transport=transport,
-            retry=retry,
-            reconnect=reconnect,
-            idle_timeout=idle_timeout,
-            rate_limit_wait=rate_limit_wait,
-            first_chunk_timeout=first_chunk_timeout,
+            retry=retry or RetryPolicy(),
+            reconnect=reconnect or Backoff(),
         )
-        self.account = AccountAPI(self._core)
-        self.personas = PersonasAPI(self._core)
-        self.users = UsersAPI(self._core)
-        self.characters = CharactersAPI(self._core)
-        self.chats = ChatsAPI(self._core)
-        self.voices = VoicesAPI(self._core)
-        self.images = ImagesAPI(self._core)
-        self.v1 = V1API(self._core)
+        self._core = ClientCore(
+            normalise_token(token), endpoints or Endpoints.from_env(), options, transport
+        )
+        self.account = AsyncAccountAPI(self._core)
+        self.personas = AsyncPersonasAPI(self._core)
+        self.users = AsyncUsersAPI(self._core)
+        self.characters = AsyncCharactersAPI(self._core)
+        self.chats = AsyncChatsAPI(self._core)
+        self.voices = AsyncVoicesAPI(self._core)
+        self.images = AsyncImagesAPI(self._core)
+        self.v1 = AsyncV1API(self._core)
 
     @property
     def endpoints(self) -> Endpoints:
         return self._core.endpoints
 
     @property
+    def options(self) -> ClientOptions:
+        """The options this client was made with (validated, frozen)."""
+        return self._core.options
+
+    @property
     def stats(self) -> ClientStats:
-        """Counters of what the client did to keep working (reconnects, recovered replies…)."""
-        stats = self._core.stats
-        stats.reconnects = max(0, self._core.socket.connects - 1)
-        return stats
+        """A snapshot of what the client did to keep working (reconnects, recovered
+        replies, re-sent messages, HTTP retries, aborted generations)."""
+        return self._core.stats
+
+    async def ping(self, *, timeout: float | None = None) -> float:
+        """Open the chat socket if needed, send a keepalive probe and return the seconds
+        until the server answered (a round trip). Raises AuthError, BlockedError (a refused
+        upgrade), Timeout, Disconnected."""
+        return await self._core.socket.ping(self._core.deadline(timeout))
 
     def __repr__(self) -> str:
         return f"<AsyncClient token={mask(self._core.token)} neo={self._core.endpoints.neo}>"

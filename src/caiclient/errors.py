@@ -18,9 +18,12 @@
     ├── RateLimited            too many requests; ``retry_after`` seconds, if the server said
     ├── Filtered               the input filter refused the message (``comment``, ``sub_code``)
     ├── ServerError            any other refusal the server reported (``status``, ``body``)
+    │   └── DuplicateRequest   "… already exists": the server has this chat or message already
     ├── ProtocolError          a response or frame we could not understand
+    ├── UsageError             the client cannot be used this way (also a RuntimeError)
+    │   └── ClientClosed       the client was closed; create a new one
     └── TransportError         the connection failed
-        ├── Disconnected       the socket closed before the answer arrived (retryable)
+        ├── Disconnected       the socket closed before the answer arrived (retryable; ``code``)
         └── Timeout            no answer within the deadline (also a TimeoutError)
 
 Messages never contain the token.
@@ -34,7 +37,9 @@ __all__ = [
     "CaiError",
     "CharacterNotFound",
     "ChatNotFound",
+    "ClientClosed",
     "Disconnected",
+    "DuplicateRequest",
     "Filtered",
     "HistoryNotFound",
     "LoginRequired",
@@ -46,6 +51,7 @@ __all__ = [
     "Timeout",
     "TransportError",
     "TurnNotFound",
+    "UsageError",
     "UserNotFound",
     "ValidationError",
     "VoiceNotFound",
@@ -117,10 +123,24 @@ class UserNotFound(NotFound):
     """No user with that username."""
 
 
+# A server's "retry after" beyond this is not a wait anyone should follow; it is kept as this.
+MAX_RETRY_AFTER = 86400.0
+
+
 class RateLimited(CaiError):
-    """Too many requests; ``retry_after`` is the wait the server asked for, in seconds."""
+    """Too many requests; ``retry_after`` is the wait the server asked for, in seconds.
+
+    It is None when the server named no (usable) wait, and otherwise a finite number
+    between 0 and one day: negative waits read as 0, longer ones as one day.
+    """
 
     def __init__(self, message: str, *, retry_after: float | None = None):
+        if retry_after is not None:
+            retry_after = float(retry_after)
+            if retry_after != retry_after:  # NaN
+                retry_after = None
+            else:
+                retry_after = min(max(retry_after, 0.0), MAX_RETRY_AFTER)
         self.retry_after = retry_after
         if retry_after is not None:
             message = f"{message} (retry after {retry_after:g} s)"
@@ -145,8 +165,26 @@ class ServerError(CaiError):
         super().__init__(message)
 
 
+class DuplicateRequest(ServerError):
+    """The server already has what the request would create ("create_chat already exists",
+    "create_and_generate_turn already exists"): a chat or turn id was used twice.
+
+    After the client re-sent a message whose first send may have been lost, this means the
+    first one did arrive, and its reply is on the way.
+    """
+
+
 class ProtocolError(CaiError):
     """A response or frame did not have the shape we expect."""
+
+
+class UsageError(CaiError, RuntimeError):
+    """The client was used in a way that cannot work, e.g. from another event loop than the
+    one it started on; the message says what to do instead."""
+
+
+class ClientClosed(UsageError):
+    """The client was closed (``aclose()``/``close()``); create a new one to go on."""
 
 
 class TransportError(CaiError):
@@ -154,7 +192,14 @@ class TransportError(CaiError):
 
 
 class Disconnected(TransportError):
-    """The connection closed before the answer arrived; the call may be retried."""
+    """The connection closed before the answer arrived; the call may be retried.
+
+    ``code`` is the WebSocket close code when the server closed the socket with one.
+    """
+
+    def __init__(self, message: str, *, code: int | None = None):
+        self.code = code
+        super().__init__(message)
 
 
 class Timeout(TransportError, TimeoutError):

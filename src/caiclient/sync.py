@@ -11,44 +11,58 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
-from ._api._media_input import MediaSource
-from ._api.account import AccountAPI
-from ._api.characters import CharactersAPI
-from ._api.chats import ChatsAPI
-from ._api.images import ImagesAPI
-from ._api.personas import DEFAULT_DESCRIPTION, DEFAULT_GREETING, PersonasAPI
-from ._api.users import UsersAPI
-from ._api.v1 import V1API
-from ._api.voices import DEFAULT_PREVIEW, VoicesAPI
+from ._api.account import AsyncAccountAPI
+from ._api.characters import AsyncCharactersAPI
+from ._api.chats import AsyncChatsAPI
+from ._api.images import AsyncImagesAPI
+from ._api.personas import DEFAULT_DESCRIPTION, DEFAULT_GREETING, AsyncPersonasAPI
+from ._api.users import AsyncUsersAPI
+from ._api.v1 import AsyncV1API
+from ._api.voices import DEFAULT_PREVIEW, AsyncVoicesAPI
+from ._config import DEFAULT_IDLE_TIMEOUT, DEFAULT_IMPERSONATE, DEFAULT_TIMEOUT, ClientOptions
 from ._core import ClientStats
+from ._media_input import MediaSource
 from ._portal import Portal
 from ._transport import HttpTransport
-from .client import DEFAULT_TIMEOUT, AsyncClient
+from .auth import AsyncAuth
+from .client import AsyncClient
 from .endpoints import Endpoints
-from .models import Candidate, Chat, Persona, PublicUser, Settings, Turn, User
-from .models._character import Character, CharacterShort
-from .models._media import Voice
-from .models._v1 import V1Chunk, V1History, V1Message
+from .models import (
+    Candidate,
+    Character,
+    CharacterShort,
+    Chat,
+    Persona,
+    PublicUser,
+    Settings,
+    Turn,
+    User,
+    V1Chunk,
+    V1History,
+    V1Message,
+    Voice,
+)
 from .protocol.retry import Backoff, RetryPolicy
 from .protocol.stream import ReplyChunk
 
 __all__ = [
+    "V1API",
+    "AccountAPI",
+    "Auth",
+    "CharactersAPI",
+    "ChatsAPI",
     "Client",
-    "SyncAccountAPI",
-    "SyncCharactersAPI",
-    "SyncChatsAPI",
-    "SyncImagesAPI",
-    "SyncPersonasAPI",
-    "SyncUsersAPI",
-    "SyncV1API",
-    "SyncVoicesAPI",
+    "ImagesAPI",
+    "PersonasAPI",
+    "UsersAPI",
+    "VoicesAPI",
 ]
 
 
-class SyncAccountAPI:
+class AccountAPI:
     """The account behind the token (``client.account``): profile, settings, follows."""
 
-    def __init__(self, api: AccountAPI, portal: Portal) -> None:
+    def __init__(self, api: AsyncAccountAPI, portal: Portal) -> None:
         self._api = api
         self._portal = portal
 
@@ -114,14 +128,14 @@ class SyncAccountAPI:
         return self._portal.call(self._api.following, timeout=timeout)
 
 
-class SyncPersonasAPI:
+class PersonasAPI:
     """Your personas (``client.personas``): who you are in a chat.
 
     A persona's :attr:`~caiclient.Persona.definition` tells characters about you. The
     default persona and per-character choices live in your settings.
     """
 
-    def __init__(self, api: PersonasAPI, portal: Portal) -> None:
+    def __init__(self, api: AsyncPersonasAPI, portal: Portal) -> None:
         self._api = api
         self._portal = portal
 
@@ -207,14 +221,14 @@ class SyncPersonasAPI:
         )
 
 
-class SyncUsersAPI:
+class UsersAPI:
     """Other users: public profiles, following and followers (``client.users``).
 
     An unknown username is :class:`~caiclient.UserNotFound`. The live server answers it
-    with an HTTP 500 (PROTOCOL.md §15.4), so on these calls a 500 is read as "no such user".
+    with an HTTP 500 (docs/protocol.md §15.4), so on these calls a 500 is read as "no such user".
     """
 
-    def __init__(self, api: UsersAPI, portal: Portal) -> None:
+    def __init__(self, api: AsyncUsersAPI, portal: Portal) -> None:
         self._api = api
         self._portal = portal
 
@@ -248,10 +262,10 @@ class SyncUsersAPI:
         return self._portal.call(self._api.following, username, timeout=timeout)
 
 
-class SyncCharactersAPI:
+class CharactersAPI:
     """Characters: info, search, discovery, your own (``client.characters``)."""
 
-    def __init__(self, api: CharactersAPI, portal: Portal) -> None:
+    def __init__(self, api: AsyncCharactersAPI, portal: Portal) -> None:
         self._api = api
         self._portal = portal
 
@@ -439,7 +453,7 @@ class SyncCharactersAPI:
         return self._api.avatar_url(character, size=size)
 
 
-class SyncChatsAPI:
+class ChatsAPI:
     """Chat V2 conversations (``client.chats``).
 
     Chats: ``create``, ``open``, ``get``, ``list``, ``recent``, ``rename``, ``archive``,
@@ -447,10 +461,10 @@ class SyncChatsAPI:
     ``stream_regenerate``, ``select``, ``edit``, ``pin``, ``unpin``, ``delete``, ``rate``,
     ``unrate``, ``history``, ``iter_history``. Calls that change one chat's turns (sends,
     swipes, edits, selections, pins, deletions) run one after another per chat; different
-    chats run concurrently.
+    chats run concurrently. Waiting for a chat's previous call counts against ``timeout``.
     """
 
-    def __init__(self, api: ChatsAPI, portal: Portal) -> None:
+    def __init__(self, api: AsyncChatsAPI, portal: Portal) -> None:
         self._api = api
         self._portal = portal
 
@@ -518,7 +532,8 @@ class SyncChatsAPI:
         ``turn.text`` is the reply. Messages to one chat are sent one after another; messages
         to different chats run concurrently. Raises ChatNotFound, Filtered, RateLimited,
         Timeout (no complete reply within ``timeout``) or Disconnected. An archived chat
-        refuses messages (ServerError) until unarchived.
+        refuses messages (ServerError) until unarchived. Cancelling tells the server to stop
+        generating; what it generated until then stays in the chat, marked ``aborted``.
         """
         return self._portal.call(self._api.send, chat, text, timeout=timeout)
 
@@ -529,8 +544,10 @@ class SyncChatsAPI:
 
         Each :class:`ReplyChunk` has ``.delta`` (new text), ``.text`` (all so far), ``.final``
         and ``.turn``; the deltas concatenate to the final text. Arguments are checked at once
-        (ValidationError before any I/O); ``timeout`` bounds the whole reply. To stop early
-        and release the request at once, use ``contextlib.closing(client.chats.stream(...))``.
+        (ValidationError before any I/O); ``timeout`` bounds the whole reply. Leaving early
+        (``break`` inside ``contextlib.closing(client.chats.stream(...))``, or cancelling)
+        tells the server to stop generating and frees the chat at once; an iterator broken
+        out of but kept unclosed frees it at its deadline.
         """
         return self._portal.iterate(self._api.stream(chat, text, timeout=timeout))
 
@@ -539,7 +556,8 @@ class SyncChatsAPI:
 
         Returns the turn with the new candidate first and primary (``turn.text`` is the new
         reply), followed by the candidates ``turn`` already had. Raises ValidationError for
-        your own turns, TurnNotFound, ChatNotFound, RateLimited, Timeout.
+        your own turns, TurnNotFound, ChatNotFound, RateLimited, Timeout. Cancelling tells
+        the server to stop generating.
         """
         return self._portal.call(self._api.regenerate, turn, timeout=timeout)
 
@@ -626,8 +644,9 @@ class SyncChatsAPI:
 
         ``pinned_only`` keeps pinned turns only; ``all_candidates`` loads every candidate
         (swipe and edit) of each turn, newest first, instead of the primary one only.
-        ``timeout`` applies to each page. Raises ChatNotFound for an unknown chat or one
-        that belongs to another account.
+        ``timeout`` bounds the whole call (all pages). Raises ChatNotFound for an unknown
+        chat or one that belongs to another account, ProtocolError if the server repeats a
+        page.
         """
         return self._portal.call(
             self._api.history,
@@ -647,7 +666,8 @@ class SyncChatsAPI:
     ) -> Iterator[builtins.list[Turn]]:
         """Iterate over a chat's history one page at a time, as the server pages it: the
         newest page first, each page a list of turns newest first. Pages are fetched as you
-        iterate, so stopping early saves requests. Arguments as in :meth:`history`."""
+        iterate, so stopping early saves requests. ``timeout`` bounds each page; other
+        arguments as in :meth:`history`."""
         return self._portal.iterate(
             self._api.iter_history(
                 chat, pinned_only=pinned_only, all_candidates=all_candidates, timeout=timeout
@@ -655,13 +675,13 @@ class SyncChatsAPI:
         )
 
 
-class SyncVoicesAPI:
+class VoicesAPI:
     """Voices and text-to-speech (``client.voices``).
 
     Every call is safe to cancel; a cancelled :meth:`create` may leave a private draft voice.
     """
 
-    def __init__(self, api: VoicesAPI, portal: Portal) -> None:
+    def __init__(self, api: AsyncVoicesAPI, portal: Portal) -> None:
         self._api = api
         self._portal = portal
 
@@ -804,10 +824,10 @@ class SyncVoicesAPI:
         return self._portal.call(self._api.for_character, character_id, timeout=timeout)
 
 
-class SyncImagesAPI:
+class ImagesAPI:
     """Image upload and avatar generation (``client.images``). Every call is safe to cancel."""
 
-    def __init__(self, api: ImagesAPI, portal: Portal) -> None:
+    def __init__(self, api: AsyncImagesAPI, portal: Portal) -> None:
         self._api = api
         self._portal = portal
 
@@ -853,14 +873,14 @@ class SyncImagesAPI:
         return self._portal.call(self._api.download, url, timeout=timeout)
 
 
-class SyncV1API:
+class V1API:
     """Legacy Chat V1 over HTTP (``client.v1``): histories, messages, streamed replies.
 
-    Chat V1 is the pre-2024 chat system (PROTOCOL.md §10); the live service retired the old
+    Chat V1 is the pre-2024 chat system (docs/protocol.md §10); the live service retired the old
     beta site, so these calls mainly serve old accounts and the emulator.
     """
 
-    def __init__(self, api: V1API, portal: Portal) -> None:
+    def __init__(self, api: AsyncV1API, portal: Portal) -> None:
         self._api = api
         self._portal = portal
 
@@ -959,6 +979,79 @@ class SyncV1API:
         return self._portal.call(self._api.delete, history, messages, timeout=timeout)
 
 
+class Auth:
+    """The login flows, as coroutine methods (the blocking twin is :class:`caiclient.Auth`).
+
+    ``endpoints``, ``timeout`` (seconds per call), ``impersonate``, ``proxy`` and
+    ``transport`` are those of :class:`~caiclient.AsyncClient`; they are checked here,
+    before any I/O. No token is needed.
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoints: Endpoints | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        impersonate: str | None = DEFAULT_IMPERSONATE,
+        proxy: str | None = None,
+        transport: HttpTransport | None = None,
+    ) -> None:
+        self._async = AsyncAuth(
+            endpoints=endpoints,
+            timeout=timeout,
+            impersonate=impersonate,
+            proxy=proxy,
+            transport=transport,
+        )
+        self._portal = Portal()
+        self._finalizer = weakref.finalize(self, self._portal.close)
+
+    def guest(self) -> str:
+        """A new guest ("lazy") account's token (docs/protocol.md §3.1).
+
+        Guests are limited: Chat V1 answers them with LoginRequired after a few messages.
+        The live service retired guest logins with the old beta site (2024), so this mainly
+        works against the emulator. Raises AuthError if refused.
+        """
+        return self._portal.call(self._async.guest)
+
+    def send_login_email(self, email: str) -> None:
+        """Ask Firebase to mail a sign-in link to ``email`` (docs/protocol.md §3.2 step 1).
+
+        Then pass that link to :meth:`login_with_link`. Raises ValidationError for a
+        malformed address (before any I/O), AuthError or RateLimited when Firebase refuses.
+        """
+        return self._portal.call(self._async.send_login_email, email)
+
+    def login_with_link(self, email: str, link: str) -> str:
+        """Finish an e-mail login with the link from the mail; return the token.
+
+        ``email`` must be the address the link was sent to. The link is opened (following
+        redirects) unless it already holds the code; the code is read from the final URL or
+        the page. Works with the links of :meth:`send_login_email` and of the character.ai
+        login mail (``…/login/<id>``). Raises ValidationError (before any I/O), AuthError
+        for a used, expired or foreign link.
+        """
+        return self._portal.call(self._async.login_with_link, email, link)
+
+    def login_by_polling(self, email: str, *, timeout: float = 300.0, interval: float = 2.0) -> str:
+        """Log in with character.ai's own e-mail flow and return the token (§3.3).
+
+        Asks character.ai to mail a login link, then polls every ``interval`` seconds until
+        the link has been opened (in any browser), then signs in. ``timeout`` bounds the
+        whole wait: Timeout if the link is not opened in time. Raises ValidationError
+        (before any I/O), AuthError when the attempt is refused or expires. Cancelling is
+        safe.
+        """
+        return self._portal.call(
+            self._async.login_by_polling, email, timeout=timeout, interval=interval
+        )
+
+    def close(self) -> None:
+        """Stop the loop thread of this object (also done when it is collected)."""
+        self._finalizer()
+
+
 class Client:
     """A synchronous Character.AI client with the surface of :class:`AsyncClient`.
 
@@ -976,12 +1069,12 @@ class Client:
         *,
         endpoints: Endpoints | None = None,
         timeout: float = DEFAULT_TIMEOUT,
-        impersonate: str | None = "chrome",
+        impersonate: str | None = DEFAULT_IMPERSONATE,
         proxy: str | None = None,
         transport: HttpTransport | None = None,
         retry: RetryPolicy | None = None,
         reconnect: Backoff | None = None,
-        idle_timeout: float = 30.0,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         rate_limit_wait: float = 0.0,
         first_chunk_timeout: float | None = None,
     ) -> None:
@@ -1002,23 +1095,35 @@ class Client:
         # Closing on garbage collection stops the loop thread; the finalizer holds
         # no reference to the Client itself.
         self._finalizer = weakref.finalize(self, self._portal.close, self._async.aclose)
-        self.account = SyncAccountAPI(self._async.account, self._portal)
-        self.personas = SyncPersonasAPI(self._async.personas, self._portal)
-        self.users = SyncUsersAPI(self._async.users, self._portal)
-        self.characters = SyncCharactersAPI(self._async.characters, self._portal)
-        self.chats = SyncChatsAPI(self._async.chats, self._portal)
-        self.voices = SyncVoicesAPI(self._async.voices, self._portal)
-        self.images = SyncImagesAPI(self._async.images, self._portal)
-        self.v1 = SyncV1API(self._async.v1, self._portal)
+        self.account = AccountAPI(self._async.account, self._portal)
+        self.personas = PersonasAPI(self._async.personas, self._portal)
+        self.users = UsersAPI(self._async.users, self._portal)
+        self.characters = CharactersAPI(self._async.characters, self._portal)
+        self.chats = ChatsAPI(self._async.chats, self._portal)
+        self.voices = VoicesAPI(self._async.voices, self._portal)
+        self.images = ImagesAPI(self._async.images, self._portal)
+        self.v1 = V1API(self._async.v1, self._portal)
 
     @property
     def endpoints(self) -> Endpoints:
         return self._async.endpoints
 
     @property
+    def options(self) -> ClientOptions:
+        """The options this client was made with (validated, frozen)."""
+        return self._async.options
+
+    @property
     def stats(self) -> ClientStats:
-        """Counters of what the client did to keep working (reconnects, recovered replies…)."""
+        """A snapshot of what the client did to keep working (reconnects, recovered
+        replies, re-sent messages, HTTP retries, aborted generations)."""
         return self._async.stats
+
+    def ping(self, *, timeout: float | None = None) -> float:
+        """Open the chat socket if needed, send a keepalive probe and return the seconds
+        until the server answered (a round trip). Raises AuthError, BlockedError (a refused
+        upgrade), Timeout, Disconnected."""
+        return self._portal.call(self._async.ping, timeout=timeout)
 
     def __repr__(self) -> str:
         return repr(self._async).replace("<AsyncClient", "<Client", 1)

@@ -1,30 +1,22 @@
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 
 from .._core import ClientCore
-from .._validate import check_id, check_timeout
-from ..errors import PersonaNotFound, Timeout, ValidationError
+from .._settings import check_settings_changes, patch_settings
+from .._validate import check_timeout
+from ..errors import ValidationError
 from ..models import Settings, User
 from ..protocol import account as proto
+from ..protocol.http import check_refusal
 
-__all__ = ["AccountAPI", "check_settings_changes", "patch_settings", "remaining"]
+__all__ = ["AsyncAccountAPI"]
 
 USERNAME_LIMITS = (2, 20)
 NAME_LIMITS = (2, 50)
 BIO_MAX = 500
-
-
-def remaining(deadline: float) -> float:
-    """Seconds left until ``deadline`` (loop time); raises Timeout once it has passed."""
-    left = deadline - asyncio.get_running_loop().time()
-    if left <= 0:
-        raise Timeout("no answer within the deadline")
-    return left
 
 
 def _check_length(value: object, what: str, low: int, high: int) -> str:
@@ -37,55 +29,7 @@ def _check_length(value: object, what: str, low: int, high: int) -> str:
     return value
 
 
-class _SettingsChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """What :meth:`AccountAPI.update_settings` accepts: the fields of :class:`Settings`."""
-
-    default_persona_id: str | msgspec.UnsetType | None = msgspec.UNSET
-    voice_overrides: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
-    persona_overrides: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
-    voice_overrides_migrated: bool | msgspec.UnsetType = msgspec.UNSET
-    proactive_dm_opted_out: bool | msgspec.UnsetType = msgspec.UNSET
-    banned_words: list[str] | msgspec.UnsetType = msgspec.UNSET
-
-
-def check_settings_changes(changes: dict[str, Any]) -> dict[str, Any]:
-    """The changes, checked: known :class:`Settings` fields with values of the right types."""
-    try:
-        parsed = msgspec.convert(changes, _SettingsChanges)
-    except msgspec.ValidationError as exc:
-        raise ValidationError(f"invalid settings change: {exc}") from None
-    checked = {
-        name: value
-        for name in parsed.__struct_fields__
-        if not isinstance(value := getattr(parsed, name), msgspec.UnsetType)
-    }
-    if checked.get("default_persona_id") is not None:
-        check_id(checked["default_persona_id"], "default_persona_id")
-    for name in ("voice_overrides", "persona_overrides"):
-        for key, value in checked.get(name, {}).items():
-            check_id(key, f"{name} character id")
-            check_id(value, f"{name} value")
-    return checked
-
-
-async def patch_settings(
-    core: ClientCore,
-    changes: Mapping[str, Any] | Callable[[Settings], Mapping[str, Any]],
-    deadline: float,
-) -> Settings:
-    """Read the whole settings object, apply ``changes`` (or what ``changes(current)``
-    returns) and post it back, as the web client does; return what the server saved.
-    Keys this library does not know are sent back as they were read."""
-    body = await core.call(proto.settings(core.endpoints), timeout=remaining(deadline))
-    raw, current = proto.parse_settings(body)
-    if callable(changes):
-        changes = changes(current)
-    request = proto.update_settings(core.endpoints, proto.apply_settings(raw, changes))
-    body = await core.call(request, timeout=remaining(deadline))
-    return proto.parse_updated_settings(body, not_found=PersonaNotFound)
-
-
-class AccountAPI:
+class AsyncAccountAPI:
     """The account behind the token (``client.account``): profile, settings, follows."""
 
     def __init__(self, core: ClientCore) -> None:
@@ -98,7 +42,7 @@ class AccountAPI:
         Safe to cancel.
         """
         check_timeout(timeout)
-        return await self._core.user(timeout=timeout, refresh=True)
+        return await self._core.user(self._core.deadline(timeout), refresh=True)
 
     async def update(
         self,
@@ -129,7 +73,7 @@ class AccountAPI:
         check_timeout(timeout)
         core = self._core
         deadline = core.deadline(timeout)
-        current = await core.user(timeout=remaining(deadline), refresh=True)
+        current = await core.user(deadline, refresh=True)
         request = proto.update_user(
             core.endpoints,
             username=current.username if username is None else username,
@@ -139,9 +83,9 @@ class AccountAPI:
                 (current.avatar_file_name or "") if avatar_rel_path is None else avatar_rel_path
             ),
         )
-        body = await core.call(request, timeout=remaining(deadline))
-        proto.check_status(body, "profile update")
-        return await core.user(timeout=remaining(deadline), refresh=True)
+        body = await core.call(request, deadline=deadline)
+        check_refusal(body, "profile update", object_expected=True)
+        return await core.user(deadline, refresh=True)
 
     async def settings(self, *, timeout: float | None = None) -> Settings:
         """Your settings: default persona, per-character persona and voice overrides, ….

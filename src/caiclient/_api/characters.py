@@ -1,4 +1,4 @@
-"""The ``client.characters`` namespace (PROTOCOL.md §6)."""
+"""The ``client.characters`` namespace (docs/protocol.md §6)."""
 
 from __future__ import annotations
 
@@ -18,15 +18,15 @@ from ..errors import (
     ServerError,
     ValidationError,
 )
-from ..models._character import Character, CharacterShort, avatar_url_for
+from ..models import Character, CharacterShort, avatar_url_for
 from ..protocol import characters as proto
-from ..protocol.http import Request
+from ..protocol.http import Request, check_refusal
 
-__all__ = ["CharactersAPI"]
+__all__ = ["AsyncCharactersAPI"]
 
 log = logging.getLogger("caiclient.characters")
 
-# Server-side limits (PROTOCOL.md §6.3); ``title`` may also be empty.
+# Server-side limits (docs/protocol.md §6.3); ``title`` may also be empty.
 _LIMITS = {
     "name": (3, 20),
     "greeting": (3, 4096),
@@ -37,7 +37,7 @@ _LIMITS = {
 _VISIBILITIES = ("PUBLIC", "UNLISTED", "PRIVATE")
 _MAX_QUERY = 200
 
-# Search routes, newest first (PROTOCOL.md §6.6, §15.3).
+# Search routes, newest first (docs/protocol.md §6.6, §15.3).
 _SEARCH_ROUTES: tuple[tuple[str, Callable[[Endpoints, str], Request]], ...] = (
     ("neo /search/v1/character", proto.search),
     ("tRPC search.search", proto.search_trpc),
@@ -147,7 +147,7 @@ def _falls_back(exc: CaiError) -> bool:
     return isinstance(exc, ServerError) and exc.status is not None and exc.status >= 500
 
 
-class CharactersAPI:
+class AsyncCharactersAPI:
     """Characters: info, search, discovery, your own (``client.characters``)."""
 
     def __init__(self, core: ClientCore) -> None:
@@ -418,7 +418,7 @@ class CharactersAPI:
         check_timeout(timeout)
         request = proto.vote(self._core.endpoints, character_id, vote)
         body = await self._core.call(request, timeout=timeout, not_found=CharacterNotFound)
-        proto.check_status(body, "vote")
+        check_refusal(body, "vote", not_found=CharacterNotFound, object_expected=True)
 
     async def report(
         self,

@@ -4,12 +4,12 @@ from pathlib import PurePath
 from urllib.parse import urlsplit
 
 from .._core import ClientCore
+from .._media_input import MediaSource, read_media
 from .._validate import check_text, check_timeout
 from ..errors import ValidationError
 from ..protocol import media
-from ._media_input import MediaSource, read_media
 
-__all__ = ["ImagesAPI"]
+__all__ = ["AsyncImagesAPI"]
 
 MAX_OPTIONS = 8
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
@@ -28,7 +28,7 @@ def _check_rel_path(rel_path: object) -> str:
     return text
 
 
-class ImagesAPI:
+class AsyncImagesAPI:
     """Image upload and avatar generation (``client.images``). Every call is safe to cancel."""
 
     def __init__(self, core: ClientCore) -> None:

@@ -5,13 +5,15 @@ import uuid
 from typing import Any
 
 from .._core import ClientCore
+from .._deadline import Deadline
+from .._settings import patch_settings
 from .._validate import check_id, check_timeout
 from ..errors import PersonaNotFound, ValidationError
 from ..models import Persona, Settings
 from ..protocol import account as proto
-from .account import patch_settings, remaining
+from ..protocol.http import check_refusal
 
-__all__ = ["PersonasAPI"]
+__all__ = ["AsyncPersonasAPI"]
 
 NAME_LIMITS = (3, 20)
 DEFINITION_MAX = 750
@@ -42,7 +44,7 @@ def _persona_id(value: object) -> str:
     return check_id(value.id if isinstance(value, Persona) else value, "persona id")
 
 
-class PersonasAPI:
+class AsyncPersonasAPI:
     """Your personas (``client.personas``): who you are in a chat.
 
     A persona's :attr:`~caiclient.Persona.definition` tells characters about you. The
@@ -58,11 +60,9 @@ class PersonasAPI:
         body = await self._core.call(proto.personas(self._core.endpoints), timeout=timeout)
         return proto.parse_personas(body)
 
-    async def _fetch(self, persona_id: str, deadline: float) -> tuple[dict[str, Any], Persona]:
+    async def _fetch(self, persona_id: str, deadline: Deadline) -> tuple[dict[str, Any], Persona]:
         request = proto.persona(self._core.endpoints, persona_id)
-        body = await self._core.call(
-            request, timeout=remaining(deadline), not_found=PersonaNotFound
-        )
+        body = await self._core.call(request, deadline=deadline, not_found=PersonaNotFound)
         return proto.parse_persona(body, "persona", not_found=PersonaNotFound)
 
     async def get(self, persona_id: str, *, timeout: float | None = None) -> Persona:
@@ -136,7 +136,7 @@ class PersonasAPI:
         deadline = self._core.deadline(timeout)
         raw, _ = await self._fetch(persona_id, deadline)
         request = proto.update_persona(self._core.endpoints, raw, changes)
-        body = await self._core.call(request, timeout=remaining(deadline))
+        body = await self._core.call(request, deadline=deadline)
         return proto.parse_persona(body, "persona update", not_found=PersonaNotFound)[1]
 
     async def delete(self, persona: Persona | str, *, timeout: float | None = None) -> None:
@@ -149,8 +149,8 @@ class PersonasAPI:
         deadline = self._core.deadline(timeout)
         raw, _ = await self._fetch(persona_id, deadline)
         request = proto.update_persona(self._core.endpoints, raw, {}, archived=True)
-        body = await self._core.call(request, timeout=remaining(deadline))
-        proto.check_status(body, "persona delete", not_found=PersonaNotFound)
+        body = await self._core.call(request, deadline=deadline)
+        check_refusal(body, "persona delete", not_found=PersonaNotFound, object_expected=True)
 
     async def set_default(
         self, persona: Persona | str | None, *, timeout: float | None = None

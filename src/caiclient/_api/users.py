@@ -5,10 +5,9 @@ from .._validate import check_timeout
 from ..errors import ServerError, UserNotFound, ValidationError
 from ..models import PublicUser
 from ..protocol import account as proto
-from ..protocol.http import Request
-from .account import remaining
+from ..protocol.http import Request, check_refusal
 
-__all__ = ["UsersAPI"]
+__all__ = ["AsyncUsersAPI"]
 
 USERNAME_MAX = 64
 # Follower lists are paged; stop after this many pages even if the server says "more".
@@ -23,11 +22,11 @@ def _check_username(value: object) -> str:
     return value
 
 
-class UsersAPI:
+class AsyncUsersAPI:
     """Other users: public profiles, following and followers (``client.users``).
 
     An unknown username is :class:`~caiclient.UserNotFound`. The live server answers it
-    with an HTTP 500 (PROTOCOL.md §15.4), so on these calls a 500 is read as "no such user".
+    with an HTTP 500 (docs/protocol.md §15.4), so on these calls a 500 is read as "no such user".
     """
 
     def __init__(self, core: ClientCore) -> None:
@@ -60,7 +59,7 @@ class UsersAPI:
         _check_username(username)
         check_timeout(timeout)
         body = await self._call(proto.follow(self._core.endpoints, username), username, timeout)
-        proto.check_status(body, "follow", not_found=UserNotFound)
+        check_refusal(body, "follow", not_found=UserNotFound, object_expected=True)
 
     async def unfollow(self, username: str, *, timeout: float | None = None) -> None:
         """Stop following ``username`` (harmless if you did not follow them).
@@ -71,7 +70,7 @@ class UsersAPI:
         check_timeout(timeout)
         request = proto.unfollow(self._core.endpoints, username)
         body = await self._call(request, username, timeout)
-        proto.check_status(body, "unfollow", not_found=UserNotFound)
+        check_refusal(body, "unfollow", not_found=UserNotFound, object_expected=True)
 
     async def followers(self, username: str, *, timeout: float | None = None) -> list[str]:
         """Usernames of everyone following ``username`` (all pages). Raises UserNotFound."""
@@ -91,7 +90,7 @@ class UsersAPI:
         names: list[str] = []
         for page in range(1, MAX_PAGES + 1):
             request = build(self._core.endpoints, username, page)
-            body = await self._call(request, username, remaining(deadline))
+            body = await self._call(request, username, deadline.left())
             batch, more = proto.parse_user_page(body)
             names.extend(batch)
             if not more or not batch:

@@ -1,16 +1,15 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterable
 
 from .._core import ClientCore
 from .._validate import check_id, check_text, check_timeout
 from ..errors import CharacterNotFound, HistoryNotFound, NotFound, ProtocolError, ValidationError
-from ..models._v1 import V1Chunk, V1History, V1Message
+from ..models import V1Chunk, V1History, V1Message
 from ..protocol import http
 from ..protocol import v1 as v1_proto
 
-__all__ = ["V1API"]
+__all__ = ["AsyncV1API"]
 
 
 def _check_history(value: object) -> V1History:
@@ -37,10 +36,10 @@ def _message_uuid(value: object, what: str = "message") -> str:
     return check_id(value, what)
 
 
-class V1API:
+class AsyncV1API:
     """Legacy Chat V1 over HTTP (``client.v1``): histories, messages, streamed replies.
 
-    Chat V1 is the pre-2024 chat system (PROTOCOL.md §10); the live service retired the old
+    Chat V1 is the pre-2024 chat system (docs/protocol.md §10); the live service retired the old
     beta site, so these calls mainly serve old accounts and the emulator.
     """
 
@@ -241,8 +240,8 @@ class V1API:
         primary_msg_uuid: str | None = None,
     ) -> AsyncIterator[V1Chunk]:
         core = self._core
-        loop_deadline = core.deadline(timeout)
-        history = await self._resolved(history, timeout)
+        deadline = core.deadline(timeout)
+        history = await self._resolved(history, deadline.left("reading the history"))
         request = v1_proto.streaming(
             core.endpoints,
             history,
@@ -250,10 +249,9 @@ class V1API:
             parent_msg_uuid=parent_msg_uuid,
             primary_msg_uuid=primary_msg_uuid,
         )
-        remaining = max(loop_deadline - asyncio.get_running_loop().time(), 0.001)
         decoder = v1_proto.StreamDecoder()
         reply = v1_proto.ReplyStream(src=history.tgt, is_alternative=parent_msg_uuid is not None)
-        body = core.stream(request, timeout=remaining, not_found=HistoryNotFound)
+        body = core.stream(request, deadline=deadline, not_found=HistoryNotFound)
         try:
             async for data in body:
                 for line in decoder.feed(data):

@@ -4,15 +4,14 @@ import re
 from typing import Literal
 
 from .._core import ClientCore
+from .._media_input import MediaSource, read_media
 from .._validate import check_id, check_text, check_timeout
 from ..errors import CharacterNotFound, NotFound, ValidationError, VoiceNotFound
-from ..models import Turn
-from ..models._media import Voice
+from ..models import Turn, Voice
 from ..protocol import media
 from ..protocol.http import Request
-from ._media_input import MediaSource, read_media
 
-__all__ = ["VoicesAPI"]
+__all__ = ["AsyncVoicesAPI"]
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _VISIBILITY = {True: "public", False: "private"}
@@ -66,7 +65,7 @@ def _voice_error(exc: NotFound) -> NotFound:
     return VoiceNotFound(str(exc)) if "voice" in str(exc).lower() else exc
 
 
-class VoicesAPI:
+class AsyncVoicesAPI:
     """Voices and text-to-speech (``client.voices``).
 
     Every call is safe to cancel; a cancelled :meth:`create` may leave a private draft voice.

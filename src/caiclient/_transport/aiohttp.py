@@ -1,23 +1,25 @@
 """aiohttp transport: HTTP and WebSocket over Python's own TLS stack.
 
-It does not look like a browser to Cloudflare (PROTOCOL.md §1.3), so against the live service
-curl_cffi is the default; against the emulator, a proxy that terminates TLS, or anywhere
-curl_cffi cannot be installed, this transport does the same job. Pass it as
-``AsyncClient(transport=AiohttpTransport())``.
+It does not look like a browser to Cloudflare (docs/protocol.md §1.3), so against the live
+service curl_cffi is the default; against the emulator, a proxy that terminates TLS, or
+anywhere curl_cffi cannot be installed, this transport does the same job. Pass it as
+``AsyncClient(transport=caiclient.transports.AiohttpTransport())``. Every aiohttp exception
+is mapped to :mod:`caiclient.errors` in one place, :func:`_mapped`, keeping it as the cause.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import msgspec
 from aiohttp import WSMsgType
 
-from ..errors import Disconnected, Timeout, TransportError
+from .._config import MAX_RECV_FRAME, MAX_RESPONSE_BODY
+from ..errors import ClientClosed, Disconnected, ProtocolError, Timeout, TransportError
 from ..protocol.http import Request, Response
 from . import HandshakeRefused, StreamedResponse
 
@@ -26,28 +28,34 @@ if TYPE_CHECKING:
 
 __all__ = ["AiohttpTransport", "AiohttpWebSocket"]
 
-_MAX_FRAME = 16 * 1024 * 1024
 _CLOSING = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
-_JSON_HEADERS = {"Content-Type": "application/json"}
 _CHUNK = 64 * 1024
-_encode = msgspec.json.Encoder().encode
 
 
-def _body(request: Request, headers: dict[str, str]) -> Any:
-    """The request body for aiohttp (JSON or multipart), updating ``headers`` to match."""
-    if request.multipart:
-        form = aiohttp.MultipartWriter("form-data")
-        for name, filename, content_type, data in request.multipart:
-            part = form.append(data, {"Content-Type": content_type} if content_type else None)
-            if filename is None:
-                part.set_content_disposition("form-data", name=name)
-            else:
-                part.set_content_disposition("form-data", name=name, filename=filename)
-        return form
-    if request.json is not None:
-        headers.update(_JSON_HEADERS)
-        return _encode(request.json)
-    return None
+@contextmanager
+def _mapped(what: str, timeout: float | None = None) -> Iterator[None]:
+    """Turn every aiohttp (and socket) exception raised inside into the caiclient error it
+    means, with the original as ``__cause__``."""
+    try:
+        yield
+    except asyncio.TimeoutError as exc:
+        limit = f" after {timeout:g} s" if timeout is not None else ""
+        raise Timeout(f"{what} timed out{limit}") from exc
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        raise TransportError(f"{what} failed: {exc}") from exc
+
+
+async def _read_capped(response: aiohttp.ClientResponse, what: str) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await response.content.read(_CHUNK):
+        size += len(chunk)
+        if size > MAX_RESPONSE_BODY:
+            raise ProtocolError(
+                f"{what}: the response body is larger than {MAX_RESPONSE_BODY:,} bytes"
+            )
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 class AiohttpWebSocket:
@@ -64,19 +72,20 @@ class AiohttpWebSocket:
         try:
             await self._ws.send_frame(data, WSMsgType.TEXT)
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
-            raise Disconnected(f"WebSocket send failed: {exc}") from None
+            raise Disconnected(f"WebSocket send failed: {exc}") from exc
 
     async def recv(self) -> bytes | str:
         try:
             msg = await self._ws.receive()
         except (aiohttp.ClientError, ConnectionError) as exc:
-            raise Disconnected(f"WebSocket failed: {exc}") from None
+            raise Disconnected(f"WebSocket failed: {exc}") from exc
         kind = msg.type
         if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
             data: bytes | str = msg.data
             return data
         if kind in _CLOSING:
-            raise Disconnected(f"WebSocket closed (code {self._ws.close_code})")
+            code = self._ws.close_code
+            raise Disconnected(f"WebSocket closed (code {code})", code=code)
         # WSMsgType.ERROR: a protocol violation or a lost connection.
         raise Disconnected(f"WebSocket failed: {self._ws.exception() or msg.data}")
 
@@ -106,9 +115,13 @@ class AiohttpTransport:
         self._proxy = proxy
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
-    def _client(self) -> aiohttp.ClientSession:
-        # Created on first use: a ClientSession must be made inside the running loop.
+    def _client(self, what: str) -> aiohttp.ClientSession:
+        # Created on first use: a ClientSession must be made inside the running loop. After
+        # aclose() no new one is made: that would leak it.
+        if self._closed:
+            raise ClientClosed(f"{what}: the client is closed")
         session = self._session
         if session is None or session.closed:
             session = aiohttp.ClientSession(
@@ -118,16 +131,15 @@ class AiohttpTransport:
         return session
 
     def _send(
-        self, request: Request, headers: Mapping[str, str], timeout: float
+        self, request: Request, headers: Mapping[str, str], timeout: float, what: str
     ) -> Any:  # aiohttp's _RequestContextManager
-        all_headers = dict(headers)
-        body = _body(request, all_headers)
-        return self._client().request(
+        content, content_headers = request.content()
+        return self._client(what).request(
             request.method,
             request.url,
             params=dict(request.params) if request.params else None,
-            data=body,
-            headers=all_headers,
+            data=content,
+            headers={**headers, **content_headers},
             timeout=aiohttp.ClientTimeout(total=timeout),
             allow_redirects=True,
             proxy=self._proxy,
@@ -137,38 +149,26 @@ class AiohttpTransport:
         self, request: Request, *, headers: Mapping[str, str], timeout: float
     ) -> Response:
         what = f"{request.method} {request.url}"
-        try:
-            async with self._send(request, headers, timeout) as response:
-                content = await response.read()
+        with _mapped(what, timeout):
+            async with self._send(request, headers, timeout, what) as response:
+                content = await _read_capped(response, what)
                 response_headers = {k.lower(): v for k, v in response.headers.items()}
-                return Response(response.status, response_headers, content)
-        except asyncio.TimeoutError:
-            raise Timeout(f"{what} timed out after {timeout:g} s") from None
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            raise TransportError(f"{what} failed: {exc}") from None
+                return Response(response.status, response_headers, content, time.time())
 
     @asynccontextmanager
     async def stream(
         self, request: Request, *, headers: Mapping[str, str], timeout: float
     ) -> AsyncIterator[StreamedResponse]:
         what = f"{request.method} {request.url}"
-        try:
+        with _mapped(what, timeout):
             # ClientTimeout(total=...) bounds the whole transfer, body included.
-            response: aiohttp.ClientResponse = await self._send(request, headers, timeout)
-        except asyncio.TimeoutError:
-            raise Timeout(f"{what} timed out after {timeout:g} s") from None
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            raise TransportError(f"{what} failed: {exc}") from None
+            response: aiohttp.ClientResponse = await self._send(request, headers, timeout, what)
 
         async def chunks() -> AsyncGenerator[bytes, None]:
             content = response.content
             while True:
-                try:
+                with _mapped(what, timeout):
                     chunk = await content.read(_CHUNK)
-                except asyncio.TimeoutError:
-                    raise Timeout(f"{what} timed out after {timeout:g} s") from None
-                except (aiohttp.ClientError, OSError, ValueError) as exc:
-                    raise TransportError(f"{what} failed: {exc}") from None
                 if not chunk:
                     return
                 yield chunk
@@ -187,29 +187,30 @@ class AiohttpTransport:
     async def ws_connect(
         self, url: str, *, headers: Mapping[str, str], timeout: float
     ) -> AiohttpWebSocket:
-        session = self._client()
+        what = f"WebSocket connect to {url}"
+        session = self._client(what)
         try:
-            ws = await asyncio.wait_for(
-                session.ws_connect(
-                    url,
-                    headers=dict(headers),
-                    autoping=True,
-                    max_msg_size=_MAX_FRAME,
-                    proxy=self._proxy,
-                ),
-                timeout,
-            )
-        except asyncio.TimeoutError:
-            raise Timeout(f"WebSocket connect to {url} timed out after {timeout:g} s") from None
-        except aiohttp.WSServerHandshakeError as exc:
-            if exc.status == 101:  # Upgraded, but the handshake itself was wrong.
-                raise TransportError(f"WebSocket connect to {url} failed: {exc}") from None
-            raise HandshakeRefused(exc.status) from None
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            raise TransportError(f"WebSocket connect to {url} failed: {exc}") from None
+            with _mapped(what, timeout):
+                ws = await asyncio.wait_for(
+                    session.ws_connect(
+                        url,
+                        headers=dict(headers),
+                        autoping=True,
+                        max_msg_size=MAX_RECV_FRAME,
+                        proxy=self._proxy,
+                    ),
+                    timeout,
+                )
+        except TransportError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, aiohttp.WSServerHandshakeError) and cause.status != 101:
+                # 101: upgraded, but the handshake itself was wrong (stays a TransportError).
+                raise HandshakeRefused(cause.status) from cause
+            raise
         return AiohttpWebSocket(ws)
 
     async def aclose(self) -> None:
+        self._closed = True
         session, self._session = self._session, None
         if session is not None:
             await session.close()

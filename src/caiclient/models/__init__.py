@@ -6,8 +6,50 @@ legacy API sends as integers and the neo API as digit strings (normalised where 
 Each area keeps its models in its own private module; this package re-exports them all.
 """
 
-from ._account import *  # noqa: F403
-from ._character import *  # noqa: F403
-from ._chat import *  # noqa: F403
-from ._media import *  # noqa: F403
-from ._v1 import *  # noqa: F403
+from ._account import (
+    Persona,
+    PublicUser,
+    Settings,
+    User,
+)
+from ._character import (
+    Character,
+    CharacterShort,
+    avatar_url_for,
+)
+from ._chat import (
+    Author,
+    Candidate,
+    Chat,
+    Turn,
+    TurnKey,
+)
+from ._media import (
+    Voice,
+    VoiceCreator,
+)
+from ._v1 import (
+    V1Chunk,
+    V1History,
+    V1Message,
+)
+
+__all__ = [
+    "Author",
+    "Candidate",
+    "Character",
+    "CharacterShort",
+    "Chat",
+    "Persona",
+    "PublicUser",
+    "Settings",
+    "Turn",
+    "TurnKey",
+    "User",
+    "V1Chunk",
+    "V1History",
+    "V1Message",
+    "Voice",
+    "VoiceCreator",
+    "avatar_url_for",
+]

@@ -22,7 +22,7 @@ class User(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def is_guest(self) -> bool:
-        """Guest ("lazy") accounts have usernames starting with ``Guest`` (PROTOCOL.md §3.1)."""
+        """Guest ("lazy") accounts have usernames starting with ``Guest`` (§3.1)."""
         return self.username.startswith("Guest")
 
 
@@ -41,7 +41,7 @@ class PublicUser(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Persona(msgspec.Struct, frozen=True, kw_only=True):
-    """One of your personas: who *you* are in a chat (``/chat/persona/``, PROTOCOL.md §4.5).
+    """One of your personas: who *you* are in a chat (``/chat/persona/``, docs/protocol.md §4.5).
 
     ``definition`` is what the character is told about you; ``id`` is the persona's
     ``external_id``, the value settings refer to.
@@ -61,7 +61,7 @@ class Persona(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    """Your account settings (``GET /chat/user/settings/``, PROTOCOL.md §4.4).
+    """Your account settings (``GET /chat/user/settings/``, docs/protocol.md §4.4).
 
     Field names are the wire's camelCase keys in snake case (``voiceOverrides`` →
     ``voice_overrides``); ``banned_words`` is ``outputStylePreferences.bannedWords``.

@@ -8,7 +8,7 @@ import msgspec
 
 __all__ = ["Character", "CharacterShort", "avatar_url_for"]
 
-_LIVE_CDN = "https://characterai.io"  # The image CDN (PROTOCOL.md §1.1).
+_LIVE_CDN = "https://characterai.io"  # The image CDN (docs/protocol.md §1.1).
 
 
 def avatar_url_for(

@@ -14,7 +14,7 @@ class Author(msgspec.Struct, frozen=True, kw_only=True):
 
     author_id: str = ""
     name: str = ""
-    # The service omits ``is_human`` on character turns (PROTOCOL.md §7.2).
+    # The service omits ``is_human`` on character turns (docs/protocol.md §7.2).
     is_human: bool = False
 
 
@@ -24,7 +24,7 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True):
     candidate_id: str
     raw_content: str = ""
     create_time: datetime | None = None
-    # Absent on non-final streaming chunks (PROTOCOL.md §8.4), so it defaults to False.
+    # Absent on non-final streaming chunks (docs/protocol.md §8.4), so it defaults to False.
     is_final: bool = False
     safety_truncated: bool = False
     model_type: str | None = None

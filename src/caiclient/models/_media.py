@@ -1,4 +1,4 @@
-"""Media models: voices (the multimodal API's camelCase objects, PROTOCOL.md §11.2)."""
+"""Media models: voices (the multimodal API's camelCase objects, docs/protocol.md §11.2)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ __all__ = ["V1Chunk", "V1History", "V1Message"]
 
 
 class V1Message(msgspec.Struct, frozen=True, kw_only=True):
-    """One message of a Chat V1 history (PROTOCOL.md §10.1).
+    """One message of a Chat V1 history (docs/protocol.md §10.1).
 
     ``id`` is the server's integer id as a digit string. ``src``/``tgt`` are the internal
     usernames of sender and receiver; ``src_name`` the sender's display name.

@@ -1,9 +1,10 @@
-"""Account, users, personas and settings on the Django host (``plus``, PROTOCOL.md §4). No I/O.
+"""Account, users, personas and settings on the Django host (``plus``, docs/protocol.md §4). No I/O.
 
 The Django app reports many refusals inside a 2xx body: ``{"status": "NOT_OK", "error": …}``,
-``{"error": …}`` or ``{"success": false, …}`` (§2.4.2); :func:`check_status` turns those into
-typed errors. Settings and personas are read-modify-written as raw JSON objects, so keys this
-library does not know survive an update.
+``{"error": …}`` or ``{"success": false, …}`` (§2.4.2); the one reader of those,
+:func:`caiclient.protocol.http.check_refusal`, turns them into typed errors. Settings and
+personas are read-modify-written as raw JSON objects, so keys this library does not know
+survive an update.
 """
 
 from __future__ import annotations
@@ -14,15 +15,13 @@ from typing import Any
 import msgspec
 
 from ..endpoints import Endpoints
-from ..errors import NotFound, ProtocolError, ServerError, UserNotFound
-from ..models import Persona, PublicUser, Settings, User
-from ..models._character import CharacterShort
-from .http import Request, decode
+from ..errors import NotFound, ProtocolError, UserNotFound
+from ..models import CharacterShort, Persona, PublicUser, Settings, User
+from .http import Request, check_refusal, decode
 
 __all__ = [
     "PERSONA_FIELDS",
     "apply_settings",
-    "check_status",
     "create_persona",
     "follow",
     "followers",
@@ -194,32 +193,6 @@ def update_persona(
 # --- status envelopes ------------------------------------------------------------------------
 
 
-class _Envelope(msgspec.Struct, kw_only=True):
-    status: str | None = None
-    success: bool | None = None
-    error: Any = None
-
-
-def check_status(body: bytes, what: str, *, not_found: type[NotFound] | None = None) -> None:
-    """Raise the error a 2xx Django body reports, if any (PROTOCOL.md §2.4.2).
-
-    A refusal whose text says "not found" becomes ``not_found`` when given; any other is a
-    :class:`ServerError` carrying the server's text.
-    """
-    envelope = decode(body, _Envelope, what)
-    failed = (
-        envelope.error is not None
-        or envelope.success is False
-        or envelope.status not in (None, "OK")
-    )
-    if not failed:
-        return
-    text = str(envelope.error if envelope.error is not None else envelope.status or "refused")
-    if not_found is not None and "not found" in text.lower():
-        raise not_found(text)
-    raise ServerError(f"{what} was refused: {text}", body=text)
-
-
 # --- own account -----------------------------------------------------------------------------
 
 
@@ -309,7 +282,7 @@ class _UpdatedSettings(msgspec.Struct, kw_only=True):
 def parse_updated_settings(body: bytes, *, not_found: type[NotFound] | None = None) -> Settings:
     """``{"success": true, "settings": {…}}`` → the saved :class:`Settings`; a refusal
     saying "not found" (an unknown persona id) raises ``not_found`` when given."""
-    check_status(body, "settings update", not_found=not_found)
+    check_refusal(body, "settings update", not_found=not_found)
     raw = decode(body, _UpdatedSettings, "/chat/user/update_settings/").settings
     return _settings_from(raw, "/chat/user/update_settings/")
 
@@ -397,7 +370,7 @@ class _WirePublicUser(msgspec.Struct, kw_only=True):
 
 
 class _PublicUserBody(msgspec.Struct, kw_only=True):
-    # K1 saw ``[]`` for an unknown user (PROTOCOL.md §15.4).
+    # K1 saw ``[]`` for an unknown user (docs/protocol.md §15.4).
     public_user: _WirePublicUser | list[Any] | None = None
 
 
@@ -498,7 +471,7 @@ def parse_persona(
     A body without a persona, or with ``error``/``NOT_OK``, raises ``not_found`` when the
     server says "not found", else :class:`ServerError`.
     """
-    check_status(body, what, not_found=not_found)
+    check_refusal(body, what, not_found=not_found)
     raw = decode(body, _PersonaBody, what).persona
     if raw is None:
         raise not_found(f"{what}: the answer has no persona")

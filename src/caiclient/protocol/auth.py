@@ -1,4 +1,4 @@
-"""Login flows (PROTOCOL.md §3): requests, response parsers, error mapping. No I/O.
+"""Login flows (docs/protocol.md §3): requests, response parsers, error mapping. No I/O.
 
 Three ways to a token: a guest ("lazy") token; a Firebase e-mail link (sendOobCode → the
 link's ``oobCode`` → signInWithEmailLink → ``dj-rest-auth/google_idp/``); and the current
@@ -41,14 +41,14 @@ __all__ = [
 ]
 
 FIREBASE_WEB_API_KEY = "AIzaSyAbLy_s6hJqVNr2ZN0UHHiCbJX1X8smTws"
-"""character.ai's public Firebase web API key, as its web page ships it (PROTOCOL.md §3.2)."""
+"""character.ai's public Firebase web API key, as its web page ships it (docs/protocol.md §3.2)."""
 
 
 # --- requests ----------------------------------------------------------------------------
 
 
 def lazy_login(endpoints: Endpoints, lazy_uuid: str) -> Request:
-    # Guest login lived on beta (PROTOCOL.md §3.1).
+    # Guest login lived on beta (docs/protocol.md §3.1).
     url = f"{endpoints.beta}/chat/auth/lazy/"
     return Request("POST", url, json={"lazy_uuid": lazy_uuid}, idempotent=False)
 

@@ -1,6 +1,6 @@
 """Character requests and responses: info, search, discovery, create/update, votes. No I/O.
 
-Three generations of search (PROTOCOL.md §6.6, §15.3) and two of character info (§6.2,
+Three generations of search (docs/protocol.md §6.6, §15.3) and two of character info (§6.2,
 §15.2) are built here; which one to try first is the namespace's business. Every parser
 normalises the generations' spellings into :class:`Character` / :class:`CharacterShort`.
 """
@@ -23,11 +23,10 @@ from ..errors import (
     RateLimited,
     ServerError,
 )
-from ..models._character import Character, CharacterShort
-from .http import Request, decode
+from ..models import Character, CharacterShort
+from .http import Request, check_refusal, decode
 
 __all__ = [
-    "check_status",
     "create",
     "curated_categories",
     "featured",
@@ -46,7 +45,6 @@ __all__ = [
     "search_legacy",
     "search_trpc",
     "similar",
-    "status_error",
     "update",
     "vote",
     "voted",
@@ -132,7 +130,7 @@ def vote(endpoints: Endpoints, character_id: str, value: bool | None) -> Request
     return Request("POST", url, json=body, idempotent=True)
 
 
-# Report categories of the web client (PROTOCOL.md §2.3).
+# Report categories of the web client (docs/protocol.md §2.3).
 REPORT_CATEGORIES = frozenset(
     [
         "ABUSE",
@@ -228,18 +226,11 @@ class _Wire(msgspec.Struct, kw_only=True):
 
 class _CharacterBody(msgspec.Struct, kw_only=True):
     character: _Wire | None = None
-    status: str | None = None
-    error: str | None = None
 
 
 class _ListBody(msgspec.Struct, kw_only=True):
     characters: list[_Wire] | None = None
     trending_characters: list[_Wire] | None = None
-
-
-class _StatusBody(msgspec.Struct, kw_only=True):
-    status: str | None = None
-    error: str | None = None
 
 
 class _VoteBody(msgspec.Struct, kw_only=True):
@@ -380,38 +371,6 @@ def _full(w: _Wire, what: str) -> Character:
     )
 
 
-# --- errors in 200 bodies ----------------------------------------------------------------------
-
-_MISSING_HINTS = ("not found", "no character", "does not exist", "permission to view")
-
-
-def status_error(text: str, *, not_found: type[NotFound] = NotFound) -> CaiError:
-    """The error a plus ``{"status": "NOT_OK", "error": text}`` body stands for."""
-    lowered = text.lower()
-    if any(hint in lowered for hint in _MISSING_HINTS):
-        return not_found(text)
-    if "rate limit" in lowered or "too many" in lowered:
-        return RateLimited(text)
-    return ServerError(f"the server refused: {text}", status=200, body=text)
-
-
-def _refusal(status: str | None, error: str | None) -> str | None:
-    """The refusal text of a status envelope, or None when it reports success."""
-    if error:
-        return error
-    if status is not None and status != "OK":
-        return status
-    return None
-
-
-def check_status(body: bytes, what: str) -> None:
-    """Accept ``{"status": "OK"}``; raise the typed error of any other status."""
-    parsed = decode(body, _StatusBody, what)
-    text = _refusal(parsed.status, parsed.error)
-    if text is not None:
-        raise status_error(text, not_found=CharacterNotFound)
-
-
 # --- parsers -----------------------------------------------------------------------------------
 
 
@@ -420,10 +379,8 @@ def parse_character(body: bytes, what: str = "character info") -> Character:
 
     A ``NOT_OK`` status (HTTP 200) or an empty character is CharacterNotFound.
     """
+    check_refusal(body, what, not_found=CharacterNotFound)
     parsed = decode(body, _CharacterBody, what)
-    text = _refusal(parsed.status, parsed.error)
-    if text is not None:
-        raise status_error(text, not_found=CharacterNotFound)
     if parsed.character is None or not (
         parsed.character.external_id or parsed.character.character_id
     ):
@@ -433,10 +390,8 @@ def parse_character(body: bytes, what: str = "character info") -> Character:
 
 def parse_saved(body: bytes, what: str) -> Character:
     """Create/update answers: ``{"status": "OK", "character"}`` or a refusal."""
+    check_refusal(body, what, not_found=CharacterNotFound)
     parsed = decode(body, _CharacterBody, what)
-    text = _refusal(parsed.status, parsed.error)
-    if text is not None:
-        raise status_error(text, not_found=CharacterNotFound)
     if parsed.character is None:
         raise ProtocolError(f"unexpected {what} response: no character")
     return _full(parsed.character, what)

@@ -1,8 +1,8 @@
 """Chat V2 REST requests and responses (neo ``/chats/``, ``/chat/``, ``/turns/`` …). No I/O.
 
 Every parser first checks for an error reported inside a 2xx body (a ``neo_error`` object,
-or the plus-style ``{"status": "NOT_OK", "error": …}`` / ``{"error": …}``) and raises the
-typed error for it.
+or the plus-style ``{"status": "NOT_OK", "error": …}`` / ``{"error": …}``; the one reader is
+:func:`caiclient.protocol.http.refusal`) and raises the typed error for it.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from typing import Any
 import msgspec
 
 from ..endpoints import Endpoints
-from ..errors import CaiError, NotFound, ServerError
+from ..errors import NotFound
 from ..models import Chat, Turn
-from .http import Request, decode
-from .neo import error_from_neo
+from .http import Request, check_refusal, decode
 
 __all__ = [
     "archive",
@@ -24,7 +23,6 @@ __all__ = [
     "create_annotation",
     "get_chat",
     "list_chats",
-    "locate_reply",
     "parse_annotation_id",
     "parse_chat",
     "parse_chats",
@@ -145,40 +143,9 @@ def remove_annotation(
 # --- responses -------------------------------------------------------------------------------
 
 
-class _Status(msgspec.Struct, kw_only=True):
-    command: str | None = None
-    comment: str = ""
-    error_code: int | None = None
-    sub_code: int | str | None = None
-    retry_after_seconds: float | None = None
-    status: str | None = None
-    error: Any = None
-
-
-def check_body(body: bytes, *, not_found: type[NotFound] = NotFound) -> None:
-    """Raise the typed error a 2xx body reports, if any; an empty or non-object body is fine."""
-    if not body.strip():
-        return
-    try:
-        status = msgspec.json.decode(body, type=_Status)
-    except msgspec.DecodeError:
-        return  # Not an object of that shape: nothing reported, the parser decides.
-    error: CaiError | None = None
-    if status.command == "neo_error":
-        error = error_from_neo(
-            status.comment,
-            error_code=status.error_code,
-            sub_code=status.sub_code,
-            retry_after=status.retry_after_seconds,
-        )
-    elif status.status == "NOT_OK" or status.error:
-        text = status.error if isinstance(status.error, str) else str(status.error or "NOT_OK")
-        error = ServerError(text, status=200, body=text)
-    if error is None:
-        return
-    if isinstance(error, NotFound) and not isinstance(error, not_found):
-        raise not_found(str(error))
-    raise error
+def check_body(body: bytes, what: str) -> None:
+    """Raise the typed error a 2xx body reports in-band, if any (one reader: http.refusal)."""
+    check_refusal(body, what, not_found=NotFound)
 
 
 class _Meta(msgspec.Struct):
@@ -212,20 +179,20 @@ class _AnnotationBody(msgspec.Struct):
 
 def parse_turns_page(body: bytes) -> tuple[list[Turn], str | None]:
     """One page of ``GET /turns/{chat_id}/``: turns newest first, and the next page's token."""
-    check_body(body)
+    check_body(body, "/turns/")
     page = decode(body, _TurnsBody, "/turns/")
     return page.turns, page.meta.next_token or None
 
 
 def parse_chats(body: bytes) -> list[Chat]:
-    """``{"chats": [...]}``; a missing or null list means no chats (PROTOCOL.md §7.3)."""
-    check_body(body)
+    """``{"chats": [...]}``; a missing or null list means no chats (docs/protocol.md §7.3)."""
+    check_body(body, "/chats/")
     return decode(body, _ChatsBody, "/chats/").chats or []
 
 
 def parse_chat(body: bytes) -> Chat | None:
     """``{"chat": Chat}`` → the chat; None when the body has none (an empty 200 of a PATCH)."""
-    check_body(body)
+    check_body(body, "/chat/")
     if not body.strip():
         return None
     return decode(body, _ChatBody, "/chat/").chat
@@ -233,24 +200,11 @@ def parse_chat(body: bytes) -> Chat | None:
 
 def parse_new_chat_id(body: bytes) -> str:
     """``POST /chat/{id}/copy`` → ``{"new_chat_id"}``."""
-    check_body(body)
+    check_body(body, "/chat/copy")
     return decode(body, _CopyBody, "/chat/copy").new_chat_id
 
 
 def parse_annotation_id(body: bytes) -> str:
     """``POST /annotation/create`` → ``{"annotation": {"annotation_id"}}``."""
-    check_body(body)
+    check_body(body, "/annotation/create")
     return decode(body, _AnnotationBody, "/annotation/create").annotation.annotation_id
-
-
-def locate_reply(turns: list[Turn], turn_id: str) -> tuple[bool, Turn | None]:
-    """Find the user's turn ``turn_id`` in a history page (newest first) and the character's
-    reply right after it: ``(found, reply or None)``. Used to recover a reply whose frames
-    were lost with the socket (docs/reliability.md)."""
-    for index, turn in enumerate(turns):
-        if turn.turn_key.turn_id == turn_id:
-            newer = turns[index - 1] if index > 0 else None
-            if newer is not None and not newer.author.is_human:
-                return True, newer
-            return True, None
-    return False, None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import email.utils
-import time
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -24,8 +24,11 @@ from .neo import error_from_neo
 __all__ = [
     "Request",
     "Response",
+    "check_refusal",
     "decode",
+    "encode_multipart",
     "error_for",
+    "refusal",
     "retry_after_seconds",
 ]
 
@@ -35,9 +38,13 @@ T = TypeVar("T")
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
+_encode_json = msgspec.json.Encoder().encode
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
-    """What to send: the transport turns it into bytes on the wire."""
+    """What to send. The core encodes the body (:meth:`content`); transports only move it,
+    so every transport sends the same bytes for the same request."""
 
     method: str
     url: str
@@ -56,24 +63,64 @@ class Request:
             return self.idempotent
         return self.method.upper() in _IDEMPOTENT_METHODS
 
+    def content(self, boundary: str | None = None) -> tuple[bytes | None, dict[str, str]]:
+        """The encoded body and the headers that describe it (``Content-Type``).
+
+        JSON is encoded compactly as UTF-8 (msgspec); multipart parts are encoded with
+        ``boundary`` (random when None). No body: ``(None, {})``.
+        """
+        if self.multipart:
+            boundary = boundary or os.urandom(16).hex()
+            body = encode_multipart(self.multipart, boundary)
+            return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        if self.json is not None:
+            return _encode_json(self.json), {"Content-Type": "application/json"}
+        return None, {}
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "").replace("\n", "")
+
+
+def encode_multipart(
+    parts: tuple[tuple[str, str | None, str | None, bytes], ...], boundary: str
+) -> bytes:
+    """A ``multipart/form-data`` body (RFC 7578) of ``(name, filename, content type, data)``."""
+    chunks: list[bytes] = []
+    for name, filename, content_type, data in parts:
+        disposition = f'form-data; name="{_quoted(name)}"'
+        if filename is not None:
+            disposition += f'; filename="{_quoted(filename)}"'
+        head = f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
+        if content_type:
+            head += f"Content-Type: {content_type}\r\n"
+        chunks += [head.encode(), b"\r\n", data, b"\r\n"]
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return b"".join(chunks)
+
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """What came back. ``headers`` keys are lower-case."""
+    """What came back. ``headers`` keys are lower-case; ``received_at`` is the wall-clock
+    time (``time.time()``) the transport got it, for HTTP-date ``Retry-After`` headers."""
 
     status: int
     headers: Mapping[str, str]
     body: bytes
+    received_at: float = 0.0
 
 
 # --- parsing helpers -------------------------------------------------------------------------
 
 
 def decode(body: bytes, type_: type[T], what: str) -> T:
+    """``body`` as ``type_``, or ProtocolError naming ``what`` when it is not that shape."""
     try:
         return msgspec.json.decode(body, type=type_)
     except msgspec.DecodeError as exc:
         raise ProtocolError(f"unexpected {what} response: {exc}") from None
+    except RecursionError:
+        raise ProtocolError(f"unexpected {what} response: JSON nested too deeply") from None
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -86,7 +133,7 @@ class _NeoErrorBody(msgspec.Struct, kw_only=True):
     sub_code: int | str | None = None
     retry_after_seconds: float | None = None
     detail: str | None = None
-    # A string (Django) or an object with a "message" (Firebase, PROTOCOL.md §2.4.7).
+    # A string (Django) or an object with a "message" (Firebase, docs/protocol.md §2.4.7).
     error: str | dict[str, Any] | None = None
     message: str | None = None
 
@@ -122,9 +169,7 @@ def _looks_blocked(response: Response) -> bool:
     return is_html and response.status in (403, 429, 503)
 
 
-def error_for(
-    response: Response, *, not_found: type[NotFound] = NotFound, now: float | None = None
-) -> CaiError | None:
+def error_for(response: Response, *, not_found: type[NotFound] = NotFound) -> CaiError | None:
     """The error a response stands for, or None when it is a success.
 
     Cloudflare pages (HTML, ``cf-mitigated``) are :class:`BlockedError`, never a token
@@ -142,7 +187,7 @@ def error_for(
         )
     try:
         body = msgspec.json.decode(response.body, type=_NeoErrorBody)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         body = _NeoErrorBody(comment=response.body[:200].decode("utf-8", "replace").strip())
     text = body.text
     if status == 401:
@@ -151,7 +196,7 @@ def error_for(
         return AuthError(f"access denied (HTTP 403): {text}")
     if status == 429:
         header = response.headers.get("retry-after")
-        wait = retry_after_seconds(header, now=time.time() if now is None else now)
+        wait = retry_after_seconds(header, now=response.received_at)
         return RateLimited("rate limited (HTTP 429)", retry_after=wait)
     if body.command == "neo_error":
         error = error_from_neo(
@@ -166,3 +211,95 @@ def error_for(
     if status == 404:
         return not_found(text or "not found")
     return ServerError(f"HTTP {status}: {text}".rstrip(": "), status=status, body=text)
+
+
+# --- errors reported inside 2xx bodies ----------------------------------------------------------
+
+
+class _InBand(msgspec.Struct, kw_only=True):
+    command: str | None = None
+    comment: str = ""
+    error_code: int | None = None
+    sub_code: int | str | None = None
+    retry_after_seconds: float | None = None
+    status: str | None = None
+    success: bool | None = None
+    error: Any = None
+
+
+# Words with which the Django app says "no such thing" in a refusal (§2.4.2, §6.2).
+_MISSING_HINTS = ("not found", "no character", "does not exist", "permission to view")
+
+
+def refusal(
+    body: bytes,
+    what: str,
+    *,
+    not_found: type[NotFound] | None = None,
+    object_expected: bool = False,
+) -> CaiError | None:
+    """The error a 2xx body reports in-band, or None when it reports none (docs/protocol.md
+    §2.4.1–§2.4.3). The one reader of every shape:
+
+    - a ``neo_error`` object: classified like the socket's error frames;
+    - ``{"status": <anything but "OK">}``, ``{"success": false}``, ``{"error": text}`` or
+      ``{"error": {"message": text}}`` (Django, Firebase-style): ``not_found`` when the text
+      says the thing is missing (if given), RateLimited for "rate limit"/"too many", else
+      ServerError.
+
+    An empty body, or one that is not a JSON object, reports nothing (the caller's typed
+    decode decides about it), unless ``object_expected``: answers that carry nothing but
+    their status must be an object, and anything else is a ProtocolError.
+    """
+    try:
+        found = msgspec.json.decode(body, type=_InBand)
+    except (msgspec.DecodeError, RecursionError):
+        if object_expected:
+            return ProtocolError(f"unexpected {what} response: not a JSON object")
+        return None
+    if found.command == "neo_error":
+        error = error_from_neo(
+            found.comment,
+            error_code=found.error_code,
+            sub_code=found.sub_code,
+            retry_after=found.retry_after_seconds,
+        )
+        if isinstance(error, NotFound) and not_found is not None:
+            return error if isinstance(error, not_found) else not_found(str(error))
+        return error
+    text = _refusal_text(found)
+    if text is None:
+        return None
+    lowered = text.lower()
+    if not_found is not None and any(hint in lowered for hint in _MISSING_HINTS):
+        return not_found(text)
+    if "rate limit" in lowered or "too many" in lowered:
+        return RateLimited(text)
+    return ServerError(f"{what} was refused: {text}", status=200, body=text)
+
+
+def _refusal_text(found: _InBand) -> str | None:
+    error = found.error
+    if isinstance(error, dict):
+        error = error.get("message") or error.get("code") or str(error)
+    if error not in (None, "", [], {}):
+        return str(error)
+    if found.success is False:
+        return found.status or "refused"
+    status = found.status
+    if isinstance(status, str) and status.upper() not in ("OK", ""):
+        return status
+    return None
+
+
+def check_refusal(
+    body: bytes,
+    what: str,
+    *,
+    not_found: type[NotFound] | None = None,
+    object_expected: bool = False,
+) -> None:
+    """Raise the error :func:`refusal` finds in ``body``, if any."""
+    error = refusal(body, what, not_found=not_found, object_expected=object_expected)
+    if error is not None:
+        raise error

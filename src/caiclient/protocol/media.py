@@ -1,4 +1,4 @@
-"""Media requests and responses: voices, TTS replay, voice overrides, images (PROTOCOL.md §11).
+"""Media requests and responses: voices, TTS replay, voice overrides, images (docs/protocol.md §11).
 
 No I/O. Voices and replay live on neo's multimodal API (camelCase JSON); overrides, image
 upload and generation on the Django app (``plus``); pictures on the CDN.
@@ -12,9 +12,9 @@ from urllib.parse import quote, urlsplit
 import msgspec
 
 from ..endpoints import Endpoints
-from ..errors import ProtocolError, ServerError
-from ..models._media import Voice
-from .http import Request, decode
+from ..errors import ProtocolError
+from ..models import Voice
+from .http import Request, check_refusal, decode
 
 __all__ = [
     "ZERO_TIME",
@@ -250,27 +250,18 @@ def get_voice_override(endpoints: Endpoints, character_id: str) -> Request:
 
 
 class _Envelope(msgspec.Struct):
-    """The Django app's in-band failure markers: ``status``/``success`` and ``error``."""
+    """The values the Django app's media answers carry (their failures: check_refusal)."""
 
-    status: str | None = None
-    success: bool | None = None
-    error: str | dict[str, Any] | None = None
     voice_id: str | None = None
     value: str | None = None
     image_rel_path: str | None = None
 
 
 def _envelope(body: bytes, what: str) -> _Envelope:
-    """The decoded body; a ``NOT_OK``/``success: false``/``error`` answer (even with HTTP
-    200, PROTOCOL.md §2.4.2) raises ServerError."""
-    envelope = decode(body, _Envelope, what)
-    failed = envelope.status not in (None, "OK") or envelope.success is False
-    if failed or envelope.error:
-        error = envelope.error
-        text = str(error.get("message", error) if isinstance(error, dict) else error or "")
-        text = text or envelope.status or "failed"
-        raise ServerError(f"{what}: {text}", status=200, body=text)
-    return envelope
+    """The decoded body, once :func:`~caiclient.protocol.http.check_refusal` found no
+    in-band failure in it (docs/protocol.md §2.4.2)."""
+    check_refusal(body, what, object_expected=True)
+    return decode(body, _Envelope, what)
 
 
 def parse_success(body: bytes, what: str) -> None:

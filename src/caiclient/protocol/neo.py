@@ -1,12 +1,11 @@
 """Chat V2 WebSocket protocol: request envelopes out, typed events in. No I/O.
 
 Client frames are ``{"command", "request_id", "origin_id", "payload"}``; server frames are
-``{"command", "request_id", ...event fields...}`` (PROTOCOL.md §8.2–8.3).
+``{"command", "request_id", ...event fields...}`` (docs/protocol.md §8.2–8.3).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ from ..errors import (
     CaiError,
     CharacterNotFound,
     ChatNotFound,
+    DuplicateRequest,
     Filtered,
     ProtocolError,
     RateLimited,
@@ -40,7 +40,6 @@ __all__ = [
     "abort_generation",
     "create_and_generate_turn",
     "create_chat",
-    "create_turn",
     "edit_turn_candidate",
     "error_from_frame",
     "error_from_malformed",
@@ -51,8 +50,6 @@ __all__ = [
     "set_turn_pin",
     "update_primary_candidate",
 ]
-
-log = logging.getLogger("caiclient.neo")
 
 ORIGIN_ID = "web-next"
 KEEPALIVE = b"{}"
@@ -90,7 +87,7 @@ class TurnsRemoved(_Tagged, frozen=True, tag="remove_turns_response"):
 
 
 class ErrorFrame(_Tagged, frozen=True, tag="neo_error"):
-    """The server refused the request (PROTOCOL.md §8.6)."""
+    """The server refused the request (§8.6)."""
 
     comment: str = ""
     error_code: int | None = None
@@ -105,11 +102,11 @@ class FilterFrame(_Tagged, frozen=True, tag="filter_user_input"):
 
 
 class SelfHarmFrame(FilterFrame, frozen=True, tag="filter_user_input_self_harm"):
-    """The self-harm filter refused the message (PROTOCOL.md §8.5)."""
+    """The self-harm filter refused the message (§8.5)."""
 
 
 class Keepalive(msgspec.Struct, frozen=True):
-    """A bare ``{}``; the client answers with ``{}``."""
+    """A bare ``{}``: the peer's keepalive probe, or its answer to ours (§8.1)."""
 
     request_id: None = None
 
@@ -168,10 +165,14 @@ def parse_frame(data: str | bytes) -> Event:
         return _decode_known(data)
     except msgspec.DecodeError:
         pass  # Not one of the known shapes; look closer below.
+    except RecursionError:
+        return Malformed(reason="JSON nested too deeply")
     try:
         obj = _decode_any(data)
     except msgspec.DecodeError as exc:
         return Malformed(reason=f"not JSON: {exc}")
+    except RecursionError:
+        return Malformed(reason="JSON nested too deeply")
     if not isinstance(obj, dict):
         return Malformed(reason=f"expected a JSON object, got {type(obj).__name__}")
     request_id = obj.get("request_id")
@@ -228,6 +229,10 @@ def error_from_neo(
 ) -> CaiError:
     """Classify a neo error (WS frame or REST body) by its fields; see docs/protocol.md."""
     text = comment.lower()
+    if "already exists" in text:
+        # A chat or turn id we chose was used before (§8.5): after a re-send, the first
+        # send did arrive. Decided here so that no caller tests message text.
+        return DuplicateRequest(comment, status=error_code, body=comment)
     if retry_after is not None or error_code == 429 or "rate limit" in text:
         return RateLimited(comment or "rate limited", retry_after=retry_after)
     if sub_code is not None or "harm" in text or "filter" in text:
@@ -260,7 +265,7 @@ def _envelope(command: str, request_id: str, payload: dict[str, Any]) -> bytes:
 def create_chat(
     *, request_id: str, chat_id: str, character_id: str, creator_id: str, with_greeting: bool
 ) -> bytes:
-    """Envelope of ``create_chat`` (PROTOCOL.md §8.5)."""
+    """Envelope of ``create_chat`` (§8.5)."""
     return _envelope(
         "create_chat",
         request_id,
@@ -312,11 +317,14 @@ def create_and_generate_turn(
     author_id: str,
     text: str,
     user_name: str = "",
+    command: str = "create_and_generate_turn",
 ) -> bytes:
     """Envelope of ``create_and_generate_turn``: send ``text`` and generate the reply.
 
     The turn and candidate ids are chosen by the client, which makes a re-send of the same
-    message recognisable ("create_and_generate_turn already exists").
+    message recognisable ("create_and_generate_turn already exists"). With
+    ``command="create_turn"`` the same payload adds the user's turn without generating a
+    reply (§8.5; answered by the ``add_turn`` echo only).
     """
     payload = _turn_payload(
         chat_id=chat_id,
@@ -327,32 +335,7 @@ def create_and_generate_turn(
         text=text,
         user_name=user_name,
     )
-    return _envelope("create_and_generate_turn", request_id, payload)
-
-
-def create_turn(
-    *,
-    request_id: str,
-    chat_id: str,
-    character_id: str,
-    turn_id: str,
-    candidate_id: str,
-    author_id: str,
-    text: str,
-    user_name: str = "",
-) -> bytes:
-    """Envelope of ``create_turn``: add the user's turn without generating a reply (§8.5;
-    same payload as ``create_and_generate_turn``, answered by the ``add_turn`` echo only)."""
-    payload = _turn_payload(
-        chat_id=chat_id,
-        character_id=character_id,
-        turn_id=turn_id,
-        candidate_id=candidate_id,
-        author_id=author_id,
-        text=text,
-        user_name=user_name,
-    )
-    return _envelope("create_turn", request_id, payload)
+    return _envelope(command, request_id, payload)
 
 
 # The 22 feedback counters the web client sends with every generation, all zero (§8.5).

@@ -1,7 +1,13 @@
 """When to try again and how long to wait: pure policy, no clock and no sleeping.
 
-The I/O code asks :func:`http_retry_delay` (REST) or walks :meth:`Backoff.delays`
-(reconnecting the chat socket) and just follows the answer.
+The I/O code asks and follows the answer:
+
+- :func:`http_retry_delay`: retry a failed REST call, and after how long;
+- :func:`reconnect_verdict` and :meth:`Backoff.delays`: reopen the chat socket or give up;
+- :func:`after_send_failure`: a generation failed on the way: recover its reply from the
+  history, wait out a rate limit, or raise;
+- :func:`after_recovery`: the history says the message never arrived: send it again or
+  give up.
 """
 
 from __future__ import annotations
@@ -10,11 +16,48 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..errors import CaiError, RateLimited, ServerError, Timeout, TransportError
+from ..errors import (
+    AuthError,
+    BlockedError,
+    CaiError,
+    Disconnected,
+    DuplicateRequest,
+    RateLimited,
+    ServerError,
+    Timeout,
+    TransportError,
+)
 
-__all__ = ["Backoff", "RetryPolicy", "http_retry_delay"]
+__all__ = [
+    "MAX_RATE_LIMIT_WAITS",
+    "MAX_RESENDS",
+    "RATE_LIMIT_FLOOR",
+    "Backoff",
+    "Raise",
+    "Recover",
+    "Resend",
+    "RetryPolicy",
+    "Verdict",
+    "Wait",
+    "after_recovery",
+    "after_send_failure",
+    "http_retry_delay",
+    "reconnect_verdict",
+]
 
-# Gateway errors that say "try again", not "your request is wrong" (PROTOCOL.md §2.4.5).
+RATE_LIMIT_FLOOR = 1.0
+"""The shortest wait after a rate limit: a ``retry_after`` of 0 or less waits this long."""
+
+MAX_RATE_LIMIT_WAITS = 3
+"""How many rate limits one generation waits out before it raises RateLimited."""
+
+MAX_RESENDS = 3
+"""How many times one message is sent again after the history showed it never arrived."""
+
+WS_MESSAGE_TOO_BIG = 1009
+"""The close code of a server that refused a frame as too large (RFC 6455 §7.4.1)."""
+
+# Gateway errors that say "try again", not "your request is wrong" (docs/protocol.md §2.4.5).
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
 
 
@@ -75,7 +118,8 @@ def http_retry_delay(
     if isinstance(error, RateLimited):
         if error.retry_after is None:
             return planned
-        return None if error.retry_after > max_retry_after else error.retry_after
+        # The planned backoff is a floor: "Retry-After: 0" must not mean "hammer it".
+        return None if error.retry_after > max_retry_after else max(error.retry_after, planned)
     if not idempotent:
         return None
     if isinstance(error, (Timeout, TransportError)):
@@ -83,3 +127,101 @@ def http_retry_delay(
     if isinstance(error, ServerError) and error.status in RETRYABLE_STATUSES:
         return planned
     return None
+
+
+def reconnect_verdict(error: CaiError) -> CaiError | None:
+    """None when opening the chat socket may be tried again after ``error``; otherwise the
+    error to raise (as websockets' ``process_exception``): a bad token or an anti-bot
+    block is not fixed by retrying."""
+    if isinstance(error, (AuthError, BlockedError)):
+        return error
+    if isinstance(error, TransportError):
+        return None
+    return error
+
+
+@dataclass(frozen=True, slots=True)
+class Recover:
+    """Read the chat's history: the reply may be there, or the message may be lost."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resend:
+    """Send the message again with the same turn id (the server never got it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Wait ``seconds`` (a rate limit the caller allowed to be waited out), then send again."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Raise:
+    """Give up: raise ``error``."""
+
+    error: CaiError
+
+
+Verdict = Recover | Resend | Wait | Raise
+
+
+def after_send_failure(
+    error: CaiError,
+    *,
+    recoverable: bool,
+    resent: bool,
+    delivered: bool,
+    waits: int,
+    rate_limit_wait: float,
+    left: float,
+) -> Verdict:
+    """What to do when a generation failed with ``error`` before its final frame.
+
+    ``recoverable``: the reply can be found in the history (a message whose turn id we
+    chose; not a regeneration). ``resent``: the message was already sent again once.
+    ``delivered``: part of the reply already reached the caller. ``waits``: rate limits
+    waited out so far. ``rate_limit_wait``: the longest wait the caller allows (0: never
+    wait). ``left``: seconds until the call's deadline.
+    """
+    if isinstance(error, Disconnected):
+        if error.code == WS_MESSAGE_TOO_BIG:
+            # Sending the same frame again would be refused again (and upload it again).
+            return Raise(
+                ServerError(
+                    "the server refused the message as too large (WebSocket close 1009)",
+                    status=WS_MESSAGE_TOO_BIG,
+                )
+            )
+        return Recover() if recoverable else Raise(error)
+    if isinstance(error, DuplicateRequest):
+        # After a re-send, "already exists" means the first send did arrive.
+        return Recover() if resent and recoverable else Raise(error)
+    if isinstance(error, RateLimited):
+        return _rate_limit_verdict(error, delivered, waits, rate_limit_wait, left)
+    return Raise(error)
+
+
+def _rate_limit_verdict(
+    error: RateLimited, delivered: bool, waits: int, rate_limit_wait: float, left: float
+) -> Verdict:
+    if error.retry_after is None or delivered or waits >= MAX_RATE_LIMIT_WAITS:
+        return Raise(error)
+    wait = max(error.retry_after, RATE_LIMIT_FLOOR)
+    if wait > rate_limit_wait or wait >= left:
+        return Raise(error)
+    return Wait(wait)
+
+
+def after_recovery(*, resends: int) -> Resend | Raise:
+    """The history shows the message never arrived: send it again, up to ``MAX_RESENDS``
+    times for one call (each after the socket's reconnect backoff)."""
+    if resends >= MAX_RESENDS:
+        return Raise(
+            Disconnected(
+                f"the message was lost on the way {resends + 1} times; giving up (the "
+                "connection keeps failing)"
+            )
+        )
+    return Resend()

@@ -1,6 +1,6 @@
 """Cumulative reply frames in, text deltas out. No I/O.
 
-Every ``update_turn`` of a generation carries the whole text so far (PROTOCOL.md §8.4);
+Every ``update_turn`` of a generation carries the whole text so far (docs/protocol.md §8.4);
 :class:`ReplyAccumulator` remembers what was delivered and hands out only the new part.
 The same accumulator serves the async and sync clients, the CLI and the bridge.
 """
@@ -38,20 +38,30 @@ class ReplyAccumulator:
     that already has others); by default it is the turn's primary candidate in the first
     frame fed. ``delivered`` is text the caller already has (a stream resumed after a
     reconnect), so it is not delivered twice.
+
+    :meth:`update` takes a frame's turn and says whether anything changed; :meth:`take`
+    hands out what changed since the last take as a :class:`ReplyChunk`. A caller that
+    wants only the final turn never takes, so it builds no chunks. :meth:`feed` is both.
     """
 
-    __slots__ = ("_candidate_id", "_text", "final", "turn")
+    __slots__ = ("_candidate_id", "_delivered", "_final_taken", "_text", "final", "turn")
 
     def __init__(self, *, candidate_id: str | None = None, delivered: str = "") -> None:
         self._candidate_id = candidate_id
         self._text = delivered
+        self._delivered = delivered
+        self._final_taken = False
         self.final = False
         self.turn: Turn | None = None
 
     @property
     def text(self) -> str:
-        """The text delivered so far."""
+        """The text of the followed candidate in the latest frame (all of the reply so far)."""
         return self._text
+
+    @property
+    def candidate_id(self) -> str | None:
+        return self._candidate_id
 
     def _candidate(self, turn: Turn) -> Candidate | None:
         if self._candidate_id is None:
@@ -64,42 +74,48 @@ class ReplyAccumulator:
                 return candidate
         return None
 
-    def track(self, turn: Turn) -> None:
-        """Take the next frame's turn without building a chunk (for callers that only want
-        the final turn)."""
-        if self.final:
-            return
-        candidate = self._candidate(turn)
-        if candidate is not None:
-            self.turn = turn
-            self._text = candidate.raw_content
-            self.final = candidate.is_final
+    def update(self, turn: Turn) -> bool:
+        """Take the next frame's turn; True when its text changed or the reply became final.
 
-    def final_chunk(self) -> ReplyChunk:
-        """The whole reply as one final chunk; only valid once :attr:`final` is True."""
-        if not self.final or self.turn is None:
-            raise ValueError("the reply is not complete yet")
-        return ReplyChunk(delta=self._text, text=self._text, final=True, turn=self.turn)
-
-    def feed(self, turn: Turn) -> ReplyChunk | None:
-        """Take the next frame's turn; return the chunk to deliver, or None if nothing is new.
-
-        Frames after the final one, and frames without the followed candidate, yield None.
+        Frames after the final one, and frames without the followed candidate, change nothing.
         """
         if self.final:
-            return None
+            return False
         candidate = self._candidate(turn)
         if candidate is None:
-            return None
+            return False
         self.turn = turn
-        new = candidate.raw_content
-        old = self._text
-        final = candidate.is_final
-        self.final = final
+        text = candidate.raw_content
+        changed = text != self._text or candidate.is_final
+        self._text = text
+        self.final = candidate.is_final
+        return changed
+
+    def adopt(self, turn: Turn) -> None:
+        """Take a complete turn found another way (read back from the history after a drop):
+        its primary candidate ends the reply even if its id is not the one followed so far,
+        in which case what was delivered stays the base of the next chunk (a rewrite if the
+        texts disagree)."""
+        if self.final:
+            return
+        if self._candidate_id is not None and turn.candidate(self._candidate_id) is None:
+            self._candidate_id = None
+        self.update(turn)
+        self.final = True
+
+    def take(self) -> ReplyChunk | None:
+        """What changed since the last take, or None when nothing did."""
+        turn = self.turn
+        new, old = self._text, self._delivered
+        ends = self.final and not self._final_taken
+        if turn is None or (new == old and not ends):
+            return None
+        self._delivered = new
+        self._final_taken = self.final
         if new.startswith(old):
-            if len(new) == len(old) and not final:
-                return None
-            self._text = new
-            return ReplyChunk(delta=new[len(old) :], text=new, final=final, turn=turn)
-        self._text = new
-        return ReplyChunk(delta="", text=new, final=final, turn=turn, rewritten=True)
+            return ReplyChunk(delta=new[len(old) :], text=new, final=self.final, turn=turn)
+        return ReplyChunk(delta="", text=new, final=self.final, turn=turn, rewritten=True)
+
+    def feed(self, turn: Turn) -> ReplyChunk | None:
+        """:meth:`update` then :meth:`take`: the chunk to deliver, or None if nothing is new."""
+        return self.take() if self.update(turn) else None

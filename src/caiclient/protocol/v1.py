@@ -3,7 +3,7 @@
 Request builders, parsers of the history and message bodies, and the streaming side:
 :class:`StreamDecoder` splits the newline-delimited JSON body into lines as bytes arrive,
 :class:`ReplyStream` turns the cumulative snapshots into deltas and in-band errors into
-exceptions (PROTOCOL.md §10.2, §2.4.3).
+exceptions (docs/protocol.md §10.2, §2.4.3).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from ..errors import (
     ProtocolError,
     ServerError,
 )
-from ..models._v1 import V1Chunk, V1History, V1Message
-from .http import Request, decode
+from ..models import V1Chunk, V1History, V1Message
+from .http import Request, check_refusal, decode
 
 __all__ = [
     "HISTORIES_NUMBER",
@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 HISTORIES_NUMBER = 50
-"""How many histories ``histories`` asks for (PROTOCOL.md §10.1: clients send 50)."""
+"""How many histories ``histories`` asks for (docs/protocol.md §10.1: clients send 50)."""
 
 MAX_LINE_BYTES = 8 << 20
 """A streamed line longer than this is a broken stream, not a reply."""
@@ -70,7 +70,7 @@ def continue_history(
 
 
 def histories(endpoints: Endpoints, character_id: str, number: int = HISTORIES_NUMBER) -> Request:
-    # PC's path; K0/K1 used ``histories_v2/`` with the same body (PROTOCOL.md §10.1).
+    # PC's path; K0/K1 used ``histories_v2/`` with the same body (docs/protocol.md §10.1).
     body = {"external_id": character_id, "number": number}
     url = f"{endpoints.plus}/chat/character/histories/"
     return Request("POST", url, json=body, idempotent=True)
@@ -99,7 +99,7 @@ def streaming(
     primary_msg_uuid: str | None = None,
 ) -> Request:
     """``POST /chat/streaming/``: a new message (``text``) or, with ``parent_msg_uuid`` and
-    no text, another reply to that user message (PROTOCOL.md §10.2)."""
+    no text, another reply to that user message (docs/protocol.md §10.2)."""
     body: dict[str, Any] = {
         "history_external_id": history.external_id,
         "character_external_id": history.character_id or None,
@@ -186,13 +186,6 @@ class _WireHistory(msgspec.Struct, kw_only=True):
     msgs: list[_WireMessage] | None = None
 
 
-class _Envelope(msgspec.Struct):
-    """The plus error envelope: ``{"status": "NOT_OK", "error": …}`` or ``{"error": …}``."""
-
-    status: Any = None
-    error: Any = None
-
-
 class _HistoriesBody(msgspec.Struct):
     histories: list[_WireHistory] | None = None
 
@@ -224,7 +217,7 @@ _NO_HISTORY = ("there is no history", "no such history", "history not found")
 
 
 def plain_text_error(body: bytes) -> CaiError | None:
-    """The error a plain-text (non-JSON) body stands for (PROTOCOL.md §2.4.4), else None.
+    """The error a plain-text (non-JSON) body stands for (docs/protocol.md §2.4.4), else None.
 
     The live server answers some V1 calls with text, with HTTP 404 or even 200.
     """
@@ -241,20 +234,11 @@ def plain_text_error(body: bytes) -> CaiError | None:
 
 
 def _check(body: bytes, what: str) -> None:
-    """Raise what a 2xx body reports instead of data: plain text or the error envelope."""
+    """Raise what a 2xx body reports instead of data: plain text or an in-band refusal."""
     error = plain_text_error(body)
     if error is not None:
         raise error
-    try:
-        envelope = msgspec.json.decode(body, type=_Envelope)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return  # Not an object: the caller's typed decode reports it.
-    failed = envelope.error is not None or (
-        isinstance(envelope.status, str) and envelope.status.upper() not in ("OK", "")
-    )
-    if failed:
-        text = str(envelope.error or envelope.status)
-        raise ServerError(f"{what} failed: {text}", status=200, body=text)
+    check_refusal(body, what)
 
 
 def _history(wire: _WireHistory, character_id: str) -> V1History:

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import ValidationError
+from .errors import ValidationError
 
 __all__ = ["MediaSource", "read_media"]
 

@@ -1,0 +1,260 @@
+"""The one I/O driver of every chat-socket request: subscribe, send, wait, feed, recover.
+
+A :class:`SocketCall` runs one exchange of :mod:`caiclient.protocol.generation` on the
+socket: it takes the chat's lock, registers the request's inbox and sends its frame, feeds
+every frame to the exchange until it is done, and follows the pure failure policies of
+:mod:`caiclient.protocol.retry` (recover the reply from the history, wait out a rate limit,
+send again, raise). :meth:`SocketCall.result` gives the exchange's result;
+:meth:`SocketCall.chunks` streams a reply. Leaving before the end (cancellation, an early
+exit from a stream) tells the server to stop generating (``abort_generation``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import Generic, TypeVar
+
+from ._core import ClientCore
+from ._deadline import Deadline
+from ._locks import KeyedLocks, Lease
+from ._neo_socket import Inbox
+from .errors import CaiError, ClientClosed, Disconnected, ServerError, TransportError
+from .models import Turn
+from .protocol import neo
+from .protocol.generation import Exchange, Located, Reply, Step
+from .protocol.retry import Raise, Recover, Wait, after_recovery, after_send_failure
+from .protocol.stream import ReplyChunk
+
+__all__ = ["Locate", "SocketCall"]
+
+log = logging.getLogger("caiclient.chats")
+
+R = TypeVar("R")
+
+Locate = Callable[[Deadline], Awaitable[tuple[Located, "Turn | None"]]]
+"""Reads the history and says where the request's message and its reply are."""
+
+FrameSource = Callable[[Deadline], Awaitable[bytes]]
+"""Builds the request's frame (it may need the account's id, hence async)."""
+
+
+class SocketCall(Generic[R]):
+    """One request on the chat socket, from its frame to its exchange's end.
+
+    ``lock`` serialises the requests of one chat (None: no lock); ``locate`` makes a reply
+    cut off by a drop recoverable from the history (None: a drop raises Disconnected).
+    """
+
+    def __init__(
+        self,
+        core: ClientCore,
+        exchange: Exchange[R],
+        frame: FrameSource,
+        *,
+        request_id: str,
+        timeout: float | None,
+        lock: tuple[KeyedLocks, str] | None = None,
+        locate: Locate | None = None,
+    ) -> None:
+        self._core = core
+        self.exchange = exchange
+        self._frame_source = frame
+        self._frame = b""
+        self.request_id = request_id
+        self._timeout = timeout
+        self._lock = lock
+        self._locate = locate
+        self._lease: Lease | None = None
+        self._inbox: Inbox | None = None
+        self._sent = False
+        self._resends = 0
+        self._waits = 0
+        self._abandon_timer: asyncio.TimerHandle | None = None
+        self.deadline: Deadline | None = None
+        self._first: Deadline | None = None
+
+    # --- the two ways to run it ---------------------------------------------------------------
+
+    async def result(self) -> R:
+        """Run the exchange to its end and return its result."""
+        async with self:
+            while await self.step() is not Step.DONE:
+                pass
+        assert self.exchange.result is not None  # DONE sets it
+        return self.exchange.result
+
+    async def chunks(self) -> AsyncIterator[ReplyChunk]:
+        """Run a reply and yield its chunks as they come; the last one is final."""
+        exchange = self.exchange
+        assert isinstance(exchange, Reply)
+        async with self:
+            while True:
+                step = await self.step()
+                chunk = exchange.take()
+                if chunk is not None:
+                    self._guard_abandonment()
+                    yield chunk
+                if step is Step.DONE:
+                    return
+
+    # --- setting up and tearing down ----------------------------------------------------------
+
+    async def __aenter__(self) -> SocketCall[R]:
+        core = self._core
+        self.deadline = deadline = core.deadline(self._timeout)
+        self._first = deadline.sooner(core.options.first_chunk_timeout)
+        self._frame = await self._frame_source(deadline)
+        if self._lock is not None:
+            locks, key = self._lock
+            self._lease = await locks.acquire(key, deadline)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stopped = exc_type is not None and issubclass(
+            exc_type, (asyncio.CancelledError, GeneratorExit)
+        )
+        if stopped and self._sent and self.exchange.generates and not self.exchange.done:
+            self._abort()
+        self._release()
+
+    def _abort(self) -> None:
+        """Tell the server to stop the generation nobody waits for any more (§8.5)."""
+        self._core.socket.send_soon(neo.abort_generation(request_id=self.request_id))
+        self._core.counts["aborted_generations"] += 1
+        log.info("request %s left before its end; asked the server to stop", self.request_id)
+
+    def _release(self) -> None:
+        if self._abandon_timer is not None:
+            self._abandon_timer.cancel()
+            self._abandon_timer = None
+        self._close_inbox()
+        if self._lease is not None:
+            self._lease.release()
+
+    def _guard_abandonment(self) -> None:
+        """A stream suspended at a chunk may never be resumed (the consumer broke out and
+        kept the iterator): at the call's deadline, stop it and free the chat anyway."""
+        if self._abandon_timer is None and self.deadline is not None:
+            self._abandon_timer = asyncio.get_running_loop().call_at(
+                self.deadline.at, self._abandoned
+            )
+
+    def _abandoned(self) -> None:
+        self._abandon_timer = None
+        if self._sent and self.exchange.generates and not self.exchange.done:
+            self._abort()
+        self._release()
+
+    # --- one step -----------------------------------------------------------------------------
+
+    async def step(self) -> Step:
+        """Wait for the next frame that means something (``PROGRESS`` or ``DONE``),
+        handling failures by the policies; raises the error they decide on."""
+        exchange = self.exchange
+        while True:
+            if self._inbox is None:
+                await self._send()
+            inbox = self._inbox
+            assert inbox is not None and self.deadline is not None and self._first is not None
+            try:
+                event = await inbox.next(self.deadline if exchange.started else self._first)
+            except CaiError as exc:
+                await self._failed(exc)
+            else:
+                step = exchange.handle(event)
+                if step is Step.SKIP:
+                    continue
+                if step is not Step.FAIL:
+                    return step
+                assert exchange.error is not None
+                await self._failed(exchange.error)
+            if exchange.done:
+                return Step.DONE
+
+    async def _send(self) -> None:
+        assert self.deadline is not None
+        socket = self._core.socket
+        inbox = await socket.register(self.request_id, self.deadline)
+        self._inbox = inbox
+        await inbox.send(self._frame)
+        self._sent = True
+        if self.exchange.generates:
+            inbox.abort_frame = neo.abort_generation(request_id=self.request_id)
+
+    def _close_inbox(self) -> None:
+        inbox, self._inbox = self._inbox, None
+        if inbox is not None:
+            self._core.socket.unregister(inbox)
+
+    async def _failed(self, error: CaiError) -> None:
+        """Follow the policy for ``error``: return to go on (re-sent or recovered), or raise."""
+        self._close_inbox()
+        exchange = self.exchange
+        assert self.deadline is not None
+        reply = exchange if isinstance(exchange, Reply) else None
+        verdict = after_send_failure(
+            error,
+            recoverable=reply is not None and reply.recoverable and self._locate is not None,
+            resent=self._resends > 0,
+            delivered=reply is not None and reply.started,
+            waits=self._waits,
+            rate_limit_wait=self._core.options.rate_limit_wait,
+            left=self.deadline.remaining(),
+        )
+        if isinstance(verdict, Raise):
+            if verdict.error is error:
+                raise error
+            raise verdict.error from error
+        if isinstance(verdict, Wait):
+            self._waits += 1
+            log.info("rate limited; waiting %.1f s as the server asked", verdict.seconds)
+            await asyncio.sleep(verdict.seconds)
+            return
+        assert isinstance(verdict, Recover) and reply is not None
+        log.info("request %s failed (%s); recovering its reply", self.request_id, error)
+        await self._recover(reply)
+
+    async def _recover(self, reply: Reply) -> None:
+        """Read the history until the reply is there (done), the message is known lost
+        (send it again), or the deadline passes (Disconnected)."""
+        core, deadline, locate = self._core, self.deadline, self._locate
+        assert deadline is not None and locate is not None
+        pause = 0.05
+        while True:
+            if core.closed:
+                raise ClientClosed("the client was closed")
+            if deadline.expired:
+                raise Disconnected(
+                    "the connection dropped during the reply and the reply could not be "
+                    "recovered in time; it may still appear in the chat's history"
+                )
+            try:
+                located, turn = await locate(deadline)
+            except (TransportError, ServerError) as exc:
+                log.info("recovery: history not readable yet (%s)", exc)
+            else:
+                if located is Located.REPLIED and turn is not None:
+                    reply.recovered(turn)
+                    core.counts["recovered_replies"] += 1
+                    return
+                if located is Located.NOT_RECEIVED:
+                    self._resend()
+                    return
+            await asyncio.sleep(min(pause, max(0.0, deadline.remaining())))
+            pause = min(pause * 2, 1.0)
+
+    def _resend(self) -> None:
+        verdict = after_recovery(resends=self._resends)
+        if isinstance(verdict, Raise):
+            raise verdict.error
+        self._resends += 1
+        self._core.counts["resent_messages"] += 1
+        log.info("request %s never reached the server; sending it again", self.request_id)
