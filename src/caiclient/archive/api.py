@@ -178,8 +178,8 @@ class Archive(_Base):
     """An archive file, blocking: ``with Archive("backup.cai") as archive:``.
 
     The same methods as :class:`AsyncArchive`, without ``await``. ``sync`` takes a
-    :class:`~caiclient.Client` (or an AsyncClient whose loop is not this thread's) and runs
-    the engine on a private thread; ``progress`` is called from that thread.
+    :class:`~caiclient.Client` and runs the engine on a private thread (each client call in
+    a worker thread); ``progress`` is called from that thread.
     """
 
     def sync(
