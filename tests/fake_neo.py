@@ -19,6 +19,16 @@ TOKEN = "f" * 40
 USER = {"user": {"user": {"username": "tester", "id": 42, "account": {"name": "Tester"}}}}
 
 Script = Callable[[web.WebSocketResponse, dict[str, Any]], Awaitable[None]]
+OnOpen = Callable[[web.WebSocketResponse], Awaitable[bool]]
+
+
+class Counts:
+    """What the fake saw: socket upgrades and ``{}`` frames from the client."""
+
+    def __init__(self) -> None:
+        self.upgrades = 0
+        self.keepalives = 0
+        self.history_reads = 0
 
 
 def bot_turn(request: dict[str, Any], text: str, *, final: bool) -> dict[str, Any]:
@@ -36,14 +46,27 @@ def bot_turn(request: dict[str, Any], text: str, *, final: bool) -> dict[str, An
 
 @asynccontextmanager
 async def fake_neo(
-    script: Script, *, ws_status: int | None = None, rest_status: int = 200
+    script: Script,
+    *,
+    ws_status: int | None = None,
+    rest_status: int = 200,
+    on_open: OnOpen | None = None,
+    on_keepalive: Script | None = None,
+    counts: Counts | None = None,
+    max_msg_size: int = 4 * 1024 * 1024,
 ) -> AsyncIterator[tuple[str, list[str]]]:
-    """Serve the script; yield the origin and the list of frames the client sent."""
+    """Serve the script; yield the origin and the list of frames the client sent.
+
+    ``on_open`` runs on each new socket (return False to close it at once); ``{}`` frames
+    go to ``on_keepalive`` (default: ignored); ``counts`` records what was seen.
+    """
     received: list[str] = []
     human_turns: dict[str, list[dict[str, Any]]] = {}
+    seen = counts if counts is not None else Counts()
 
     async def turns(request: web.Request) -> web.Response:
         # History holds the user's messages only: replies are never stored here.
+        seen.history_reads += 1
         stored = human_turns.get(request.match_info["chat_id"], [])
         return web.json_response({"turns": stored[::-1], "meta": {"next_token": None}})
 
@@ -55,8 +78,11 @@ async def fake_neo(
     async def ws(request: web.Request) -> web.StreamResponse:
         if ws_status is not None:
             return web.Response(status=ws_status, text="refused")
-        socket = web.WebSocketResponse()
+        socket = web.WebSocketResponse(max_msg_size=max_msg_size)
         await socket.prepare(request)
+        seen.upgrades += 1
+        if on_open is not None and not await on_open(socket):
+            return socket
         async for message in socket:
             if message.type != WSMsgType.TEXT:
                 break
@@ -68,6 +94,10 @@ async def fake_neo(
                 human_turns.setdefault(turn["turn_key"]["chat_id"], []).append(turn)
             if frame:
                 await script(socket, frame)
+            else:
+                seen.keepalives += 1
+                if on_keepalive is not None:
+                    await on_keepalive(socket, frame)
         return socket
 
     app = web.Application()

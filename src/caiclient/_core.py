@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from ._config import ClientOptions
 from ._deadline import Deadline
 from ._neo_socket import NeoSocket
-from ._transport import HandshakeRefused, HttpTransport, WebSocket
+from ._transport import HandshakeRefused, HttpTransport, WebSocket, task_cancelling
 from ._validate import check_timeout
 from .endpoints import Endpoints
 from .errors import (
@@ -239,6 +239,10 @@ class ClientCore:
             return await asyncio.wait_for(asyncio.shield(task), deadline.left("the account lookup"))
         except (asyncio.TimeoutError, TimeoutError):
             raise Timeout("the account lookup did not finish in time") from None
+        except asyncio.CancelledError:
+            if task.cancelled() and not task_cancelling():  # aclose() stopped the lookup
+                raise ClientClosed("the client was closed during the account lookup") from None
+            raise
 
     async def _fetch_user(self, deadline: Deadline) -> User:
         body = await self.call(account.me(self.endpoints), deadline=deadline)

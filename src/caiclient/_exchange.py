@@ -160,11 +160,9 @@ class SocketCall(Generic[R]):
         handling failures by the policies; raises the error they decide on."""
         exchange = self.exchange
         while True:
-            if self._inbox is None:
-                await self._send()
-            inbox = self._inbox
-            assert inbox is not None and self.deadline is not None and self._first is not None
             try:
+                inbox = self._inbox or await self._send()
+                assert self.deadline is not None and self._first is not None
                 event = await inbox.next(self.deadline if exchange.started else self._first)
             except CaiError as exc:
                 await self._failed(exc)
@@ -179,7 +177,7 @@ class SocketCall(Generic[R]):
             if exchange.done:
                 return Step.DONE
 
-    async def _send(self) -> None:
+    async def _send(self) -> Inbox:
         assert self.deadline is not None
         socket = self._core.socket
         inbox = await socket.register(self.request_id, self.deadline)
@@ -188,6 +186,7 @@ class SocketCall(Generic[R]):
         self._sent = True
         if self.exchange.generates:
             inbox.abort_frame = neo.abort_generation(request_id=self.request_id)
+        return inbox
 
     def _close_inbox(self) -> None:
         inbox, self._inbox = self._inbox, None

@@ -28,7 +28,7 @@ from types import TracebackType
 from ._config import KEEPALIVE_MIN_INTERVAL, ClientOptions
 from ._deadline import Deadline
 from ._transport import WebSocket
-from .errors import CaiError, ClientClosed, Disconnected, ProtocolError, Timeout, TransportError
+from .errors import CaiError, ClientClosed, Disconnected, Timeout, TransportError
 from .protocol.neo import KEEPALIVE, Event, Keepalive, Malformed, UnknownFrame, parse_frame
 from .protocol.retry import reconnect_verdict
 
@@ -300,7 +300,7 @@ class NeoSocket:
             # A bug or an unforeseen frame must not kill the reader while the socket lives
             # on: close the socket it read from; the next request opens a new one.
             log.exception("the chat socket reader failed; closing that socket")
-            error = ProtocolError(f"the chat socket reader failed: {exc!r}")
+            error = Disconnected(f"the chat socket reader failed: {exc!r}")
             ws.abort()
         finally:
             self._drop(ws, error)

@@ -14,6 +14,8 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
+from .errors import ClientClosed, UsageError
+
 __all__ = ["Portal"]
 
 T = TypeVar("T")
@@ -37,7 +39,7 @@ class Portal:
             return loop
         with self._lock:
             if self._closed:
-                raise RuntimeError("the client is closed")
+                raise ClientClosed("the client is closed; create a new one")
             if self._loop is None:
                 loop = asyncio.new_event_loop()
                 ready = threading.Event()
@@ -70,7 +72,7 @@ class Portal:
         """Run ``fn(*args, **kwargs)`` on the loop and return its result (or raise its error)."""
         loop = self._ensure()
         if threading.current_thread() is self._thread:
-            raise RuntimeError("the sync client cannot be called from its own loop thread")
+            raise UsageError("the sync client cannot be called from its own loop thread")
         return self._wait(asyncio.run_coroutine_threadsafe(_awaited(fn, args, kwargs), loop))
 
     def iterate(self, iterator: AsyncIterator[T]) -> Iterator[T]:

@@ -5,7 +5,8 @@
     CaiError
     ├── ValidationError        bad arguments; raised before any I/O (also a ValueError)
     ├── AuthError              the token is missing, invalid or expired
-    │   └── LoginRequired      a guest account hit a limit that needs a real login
+    │   ├── LoginRequired      a guest account hit a limit that needs a real login
+    │   └── NotLoggedIn        no usable stored token for a profile (caiclient.profiles)
     ├── BlockedError           Cloudflare or another proxy refused us (HTML body, cf-* headers)
     ├── NotFound               the server has no such thing (or it is not yours)
     │   ├── CharacterNotFound
@@ -44,6 +45,7 @@ __all__ = [
     "HistoryNotFound",
     "LoginRequired",
     "NotFound",
+    "NotLoggedIn",
     "PersonaNotFound",
     "ProtocolError",
     "RateLimited",
@@ -72,6 +74,17 @@ class AuthError(CaiError):
 
 class LoginRequired(AuthError):
     """A guest token reached a limit; log in with a real account to go on."""
+
+
+class NotLoggedIn(AuthError):
+    """No usable token for a login profile: none stored, or its file is unsafe or damaged.
+
+    ``profile`` names the profile; the message says what to do (``cai login``, ``chmod``).
+    """
+
+    def __init__(self, message: str, *, profile: str = "default"):
+        self.profile = profile
+        super().__init__(message)
 
 
 class BlockedError(CaiError):

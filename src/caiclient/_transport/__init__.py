@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -10,7 +11,21 @@ from typing import Protocol
 from ..errors import TransportError
 from ..protocol.http import Request, Response
 
-__all__ = ["HandshakeRefused", "HttpTransport", "StreamedResponse", "WebSocket"]
+__all__ = [
+    "HandshakeRefused",
+    "HttpTransport",
+    "StreamedResponse",
+    "WebSocket",
+    "task_cancelling",
+]
+
+
+def task_cancelling() -> bool:
+    """Whether the running task itself is being cancelled, as opposed to a CancelledError
+    coming out of work that was cancelled under it (always assumed before Python 3.11)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is None or bool(cancelling())
 
 
 class HandshakeRefused(TransportError):

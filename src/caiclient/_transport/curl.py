@@ -25,7 +25,7 @@ from curl_cffi.requests.websockets import AsyncWebSocket, WebSocketClosed, WebSo
 from .._config import DEFAULT_IMPERSONATE, MAX_RECV_FRAME, MAX_RESPONSE_BODY
 from ..errors import ClientClosed, Disconnected, ProtocolError, Timeout, TransportError
 from ..protocol.http import Request, Response
-from . import HandshakeRefused, StreamedResponse
+from . import HandshakeRefused, StreamedResponse, task_cancelling
 
 __all__ = ["CurlTransport", "CurlWebSocket"]
 
@@ -153,6 +153,12 @@ class CurlTransport:
         try:
             with _mapped(what, timeout):
                 response = await self._send(request, headers, timeout, content_callback=body)
+        except asyncio.CancelledError:
+            # Closing the session cancels the transfers in flight: that is not a
+            # cancellation of the caller's task, so it must not look like one.
+            if self._closed and not task_cancelling():
+                raise ClientClosed(f"{what}: the client was closed during the request") from None
+            raise
         except TransportError:
             if body.exceeded:
                 raise ProtocolError(

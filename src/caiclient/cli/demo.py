@@ -6,12 +6,14 @@ import asyncio
 import sys
 from typing import TextIO
 
+import click
+
 from ..client import AsyncClient
 from ..endpoints import Endpoints
 from ..errors import CaiError
 from ..models import Chat
 
-__all__ = ["SCRIPT", "run_demo"]
+__all__ = ["SCRIPT", "demo", "run_demo"]
 
 SCRIPT = (
     "Hello! Who are you?",
@@ -71,3 +73,16 @@ async def run_demo(
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
     return 0
+
+
+@click.command("demo")
+@click.option("--character", default="Sage", show_default=True, help="Seeded character's name.")
+@click.option(
+    "--script", is_flag=True, help="Run the scripted conversation even when stdin is a terminal."
+)
+def demo(character: str, script: bool) -> int:
+    """Chat with a character on a built-in emulator (no account or network needed)."""
+    from ._app import run
+
+    interactive = sys.stdin.isatty() and not script
+    return run(run_demo(character=character, interactive=interactive))
