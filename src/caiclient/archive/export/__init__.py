@@ -270,7 +270,7 @@ def export(
     if not force:
         for path, _ in targets:
             if path.exists():
-                raise OutputExists("already exists; pass force to replace it", path=path)
+                raise OutputExists("already exists (force, or --force, replaces it)", path=path)
     for path, item in targets:
         plan.result.bytes += write_atomic(path, item.produce(), force=force)
         plan.result.files.append(path)

@@ -36,7 +36,7 @@ def write_atomic(path: Path, chunks: Iterable[bytes], *, force: bool = False) ->
     is left behind.
     """
     if path.exists() and not force:
-        raise OutputExists("already exists; pass force to replace it", path=path)
+        raise OutputExists("already exists (force, or --force, replaces it)", path=path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     size = 0
     try:
