@@ -11,7 +11,6 @@ import sys
 
 import pytest
 
-import caiclient
 from caiclient import AsyncClient, Endpoints
 from caiclient.cli import main
 from caiclient.cli.demo import SCRIPT, run_demo
@@ -56,18 +55,6 @@ def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "demo" in out
     assert "emulator" in out
-
-
-def test_public_names_are_sorted_and_complete() -> None:
-    assert caiclient.__all__ == sorted(caiclient.__all__)
-    for name in caiclient.__all__:
-        assert hasattr(caiclient, name), name
-    public = {
-        n
-        for n, v in vars(caiclient).items()
-        if not n.startswith("_") and not isinstance(v, type(caiclient))
-    }
-    assert public <= set(caiclient.__all__)
 
 
 async def test_emulator_command_serves_a_client_until_interrupted() -> None:

@@ -11,6 +11,7 @@ from caiclient import (
     ProtocolError,
     RateLimited,
     ServerError,
+    TurnKey,
     TurnNotFound,
 )
 from caiclient.protocol import chats
@@ -50,17 +51,14 @@ def test_request_shapes() -> None:
     assert (copy.method, copy.json, copy.is_idempotent) == ("POST", {"end_turn_id": "t"}, False)
     remove = chats.remove_turns(E, "c", ["t1"])
     assert (remove.url, remove.json) == ("http://h/neo/turns/c/remove", {"turn_ids": ["t1"]})
-    note = chats.create_annotation(
-        E, chat_id="c", turn_id="t", candidate_id="k", annotation_type="star", value=3
-    )
+    key = TurnKey(chat_id="c", turn_id="t")
+    note = chats.create_annotation(E, key, "k", "star", 3)
     assert note.json == {
         "annotation": {"annotation_type": "star", "annotation_value": 3},
         "candidate_id": "k",
         "turn_key": {"chat_id": "c", "turn_id": "t"},
     }
-    unnote = chats.remove_annotation(
-        E, annotation_id="a", chat_id="c", turn_id="t", candidate_id="k"
-    )
+    unnote = chats.remove_annotation(E, key, "k", "a")
     assert (unnote.url, unnote.json) == (
         "http://h/neo/annotation/remove",
         {"annotation_id": "a", "candidate_id": "k", "turn_key": {"chat_id": "c", "turn_id": "t"}},

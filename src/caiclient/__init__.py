@@ -9,6 +9,7 @@ coroutine API; the plain name is the blocking twin.
 from . import auth
 from ._config import ClientOptions
 from ._core import ClientStats
+from ._validate import RATING_LABELS
 from .auth import AsyncAuth
 from .client import AsyncClient
 from .endpoints import Endpoints
@@ -63,6 +64,7 @@ from .sync import Auth, Client
 __version__ = "0.1.0"
 
 __all__ = [
+    "RATING_LABELS",
     "AsyncAuth",
     "AsyncClient",
     "Auth",

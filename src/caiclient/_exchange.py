@@ -28,7 +28,7 @@ from .protocol.generation import Exchange, Located, Reply, Step
 from .protocol.retry import Raise, Recover, Wait, after_recovery, after_send_failure
 from .protocol.stream import ReplyChunk
 
-__all__ = ["Locate", "SocketCall"]
+__all__ = ["FrameSource", "Locate", "SocketCall", "static_frame", "user_frame"]
 
 log = logging.getLogger("caiclient.chats")
 
@@ -39,6 +39,26 @@ Locate = Callable[[Deadline], Awaitable[tuple[Located, "Turn | None"]]]
 
 FrameSource = Callable[[Deadline], Awaitable[bytes]]
 """Builds the request's frame (it may need the account's id, hence async)."""
+
+
+def user_frame(core: ClientCore, build: Callable[..., bytes], field: str) -> FrameSource:
+    """A frame source that passes the account's id as ``field`` to ``build`` (the user is
+    looked up once per client, within the call's deadline)."""
+
+    async def source(deadline: Deadline) -> bytes:
+        user = await core.user(deadline)
+        return build(**{field: user.id})
+
+    return source
+
+
+def static_frame(frame: bytes) -> FrameSource:
+    """A frame source for a frame that is already built."""
+
+    async def source(deadline: Deadline) -> bytes:
+        return frame
+
+    return source
 
 
 class SocketCall(Generic[R]):
@@ -53,7 +73,6 @@ class SocketCall(Generic[R]):
         core: ClientCore,
         exchange: Exchange[R],
         frame: FrameSource,
-        *,
         request_id: str,
         timeout: float | None,
         lock: tuple[KeyedLocks, str] | None = None,

@@ -11,6 +11,7 @@ import msgspec
 from ._config import MAX_TEXT_BYTES, MAX_TIMEOUT
 from .errors import ValidationError
 from .models import Candidate, Chat, Turn
+from .protocol.neo import ANNOTATION_COUNTERS
 
 __all__ = [
     "candidate_id_of",
@@ -19,6 +20,7 @@ __all__ = [
     "check_chat",
     "check_id",
     "check_model",
+    "check_rating",
     "check_seconds",
     "check_text",
     "check_timeout",
@@ -185,3 +187,23 @@ def check_model(model: object) -> str:
             f"model {model!r} is not a model type; use a name like 'MODEL_TYPE_SMART'"
         )
     return model
+
+
+# The feedback labels of the web client (the ``previous_annotations`` counters, §8.5).
+RATING_LABELS = frozenset(
+    f"{prefix}{name}" for prefix in ("", "not_") for name in ANNOTATION_COUNTERS
+)
+
+
+def check_rating(stars: object, label: object) -> tuple[str, int]:
+    """The annotation type and value for ``stars`` (1–4) or ``label`` (exactly one)."""
+    if (stars is None) == (label is None):
+        raise ValidationError("rate() takes exactly one of stars=1..4 or label=...")
+    if stars is not None:
+        if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 4:
+            raise ValidationError(f"stars must be an integer from 1 to 4, got {stars!r}")
+        return "star", stars
+    if not isinstance(label, str) or label not in RATING_LABELS:
+        known = ", ".join(sorted(RATING_LABELS))
+        raise ValidationError(f"label {label!r} is not one of: {known}")
+    return label, 1

@@ -6,7 +6,6 @@ import msgspec
 
 from .._core import ClientCore
 from .._settings import check_settings_changes, patch_settings
-from .._validate import check_timeout
 from ..errors import ValidationError
 from ..models import Settings, User
 from ..protocol import account as proto
@@ -41,7 +40,6 @@ class AsyncAccountAPI:
         Raises AuthError for a bad token, BlockedError when Cloudflare refuses the request.
         Safe to cancel.
         """
-        check_timeout(timeout)
         return await self._core.user(self._core.deadline(timeout), refresh=True)
 
     async def update(
@@ -70,7 +68,6 @@ class AsyncAccountAPI:
             raise ValidationError("avatar_rel_path must be a str ('' for the default avatar)")
         if all(v is None for v in (username, name, bio, avatar_rel_path)):
             raise ValidationError("nothing to update: pass username, name, bio or avatar_rel_path")
-        check_timeout(timeout)
         core = self._core
         deadline = core.deadline(timeout)
         current = await core.user(deadline, refresh=True)
@@ -92,7 +89,6 @@ class AsyncAccountAPI:
 
         Safe to cancel.
         """
-        check_timeout(timeout)
         body = await self._core.call(proto.settings(self._core.endpoints), timeout=timeout)
         return proto.parse_settings(body)[1]
 
@@ -114,17 +110,14 @@ class AsyncAccountAPI:
         if not merged:
             raise ValidationError("nothing to update: pass a Settings or field=value keywords")
         checked = check_settings_changes(merged)
-        check_timeout(timeout)
         return await patch_settings(self._core, checked, self._core.deadline(timeout))
 
     async def followers(self, *, timeout: float | None = None) -> list[str]:
         """Usernames of the users who follow you. Safe to cancel."""
-        check_timeout(timeout)
         body = await self._core.call(proto.followers(self._core.endpoints), timeout=timeout)
         return proto.parse_usernames(body, "followers")
 
     async def following(self, *, timeout: float | None = None) -> list[str]:
         """Usernames of the users you follow. Safe to cancel."""
-        check_timeout(timeout)
         body = await self._core.call(proto.following(self._core.endpoints), timeout=timeout)
         return proto.parse_usernames(body, "following")

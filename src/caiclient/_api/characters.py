@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .._core import ClientCore
-from .._validate import check_id, check_text, check_timeout
+from .._validate import check_id, check_text
 from ..endpoints import Endpoints
 from ..errors import (
     CaiError,
@@ -168,7 +168,6 @@ class AsyncCharactersAPI:
         Raises CharacterNotFound for unknown characters and others' private ones.
         """
         character_id = _ref_id(character)
-        check_timeout(timeout)
         core = self._core
         try:
             body = await core.call(
@@ -211,7 +210,6 @@ class AsyncCharactersAPI:
         check_text(query, "query")
         if len(query) > _MAX_QUERY:
             raise ValidationError(f"query must have at most {_MAX_QUERY} characters")
-        check_timeout(timeout)
         core = self._core
         error: CaiError | None = None
         for index in range(self._search_route, len(_SEARCH_ROUTES)):
@@ -235,7 +233,6 @@ class AsyncCharactersAPI:
     async def _list(
         self, request: Request, what: str, timeout: float | None
     ) -> list[CharacterShort]:
-        check_timeout(timeout)
         body = await self._core.call(request, timeout=timeout)
         return proto.parse_character_list(body, what)
 
@@ -252,7 +249,6 @@ class AsyncCharactersAPI:
     ) -> list[CharacterShort]:
         """Characters similar to ``character``; raises CharacterNotFound for an unknown one."""
         character_id = _ref_id(character)
-        check_timeout(timeout)
         request = proto.similar(self._core.endpoints, character_id)
         body = await self._core.call(request, timeout=timeout, not_found=CharacterNotFound)
         return proto.parse_character_list(body, "similar")
@@ -260,7 +256,6 @@ class AsyncCharactersAPI:
     async def categories(self, *, timeout: float | None = None) -> dict[str, list[CharacterShort]]:
         """Curated categories (``"Helpers"``, ``"Games"`` …) with their characters, in the
         server's order."""
-        check_timeout(timeout)
         request = proto.curated_categories(self._core.endpoints)
         return proto.parse_categories(await self._core.call(request, timeout=timeout))
 
@@ -314,7 +309,6 @@ class AsyncCharactersAPI:
                 "base_img_prompt": base_img_prompt,
             }
         )
-        check_timeout(timeout)
         body = {
             **fields,
             "identifier": f"id:{uuid.uuid4()}",
@@ -373,7 +367,6 @@ class AsyncCharactersAPI:
         if not changes:
             raise ValidationError("nothing to update: pass at least one field to change")
         fields = _checked(changes)
-        check_timeout(timeout)
         return await self._save(character, character_id, fields, False, timeout)
 
     async def delete(
@@ -382,7 +375,6 @@ class AsyncCharactersAPI:
         """Delete (archive) one of your characters. Raises CharacterNotFound, or ServerError
         when the character is not yours."""
         character_id = _ref_id(character)
-        check_timeout(timeout)
         await self._save(character, character_id, {}, True, timeout)
 
     async def _save(
@@ -415,7 +407,6 @@ class AsyncCharactersAPI:
         character_id = _ref_id(character)
         if vote is not None and not isinstance(vote, bool):
             raise ValidationError(f"vote must be True, False or None, got {vote!r}")
-        check_timeout(timeout)
         request = proto.vote(self._core.endpoints, character_id, vote)
         body = await self._core.call(request, timeout=timeout, not_found=CharacterNotFound)
         check_refusal(body, "vote", not_found=CharacterNotFound, object_expected=True)
@@ -440,7 +431,6 @@ class AsyncCharactersAPI:
             raise ValidationError(f"category must be one of {choices}; got {category!r}")
         if not isinstance(comments, str) or len(comments) > 1000:
             raise ValidationError("comments must be a str of at most 1000 characters")
-        check_timeout(timeout)
         request = proto.report(self._core.endpoints, character_id, category, comments)
         body = await self._core.call(request, timeout=timeout, not_found=CharacterNotFound)
         return proto.parse_report_id(body)
@@ -450,7 +440,6 @@ class AsyncCharactersAPI:
     ) -> bool | None:
         """Your vote on a character: True (liked), False (disliked) or None."""
         character_id = _ref_id(character)
-        check_timeout(timeout)
         request = proto.voted(self._core.endpoints, character_id)
         body = await self._core.call(request, timeout=timeout, not_found=CharacterNotFound)
         return proto.parse_vote(body)

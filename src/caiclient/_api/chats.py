@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime, timezone
+from functools import partial
 from typing import TypeVar
 
 from .._core import ClientCore
 from .._deadline import Deadline
-from .._exchange import Locate, SocketCall
+from .._exchange import SocketCall, static_frame, user_frame
 from .._ids import new_id
 from .._locks import KeyedLocks
+from .._paging import cursor_pages
 from .._validate import (
     candidate_id_of,
     chat_id_of,
@@ -20,6 +22,7 @@ from .._validate import (
     check_chat,
     check_id,
     check_model,
+    check_rating,
     check_text,
     check_timeout,
     check_turn,
@@ -29,49 +32,15 @@ from .._validate import (
 from ..errors import ChatNotFound, NotFound, ProtocolError, ValidationError
 from ..models import Candidate, Chat, Turn
 from ..protocol import chats as chats_proto
-from ..protocol import neo
-from ..protocol.generation import (
-    Acknowledged,
-    CreateChat,
-    Exchange,
-    Located,
-    Reply,
-    TurnChange,
-    locate_reply,
-)
+from ..protocol import generation, neo
 from ..protocol.http import Request
 from ..protocol.stream import ReplyChunk
 
-__all__ = ["RATING_LABELS", "AsyncChatsAPI"]
+__all__ = ["AsyncChatsAPI"]
 
-# The feedback labels of the web client (the ``previous_annotations`` counters, §8.5).
-RATING_LABELS = frozenset(
-    f"{prefix}{name}" for prefix in ("", "not_") for name in neo.ANNOTATION_COUNTERS
-)
 _EPOCH = datetime.min.replace(tzinfo=timezone.utc)
 
 R = TypeVar("R")
-
-
-def _rating(stars: object, label: object) -> tuple[str, int]:
-    """The annotation type and value for ``stars`` (1–4) or ``label`` (exactly one)."""
-    if (stars is None) == (label is None):
-        raise ValidationError("rate() takes exactly one of stars=1..4 or label=...")
-    if stars is not None:
-        if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 4:
-            raise ValidationError(f"stars must be an integer from 1 to 4, got {stars!r}")
-        return "star", stars
-    if not isinstance(label, str) or label not in RATING_LABELS:
-        known = ", ".join(sorted(RATING_LABELS))
-        raise ValidationError(f"label {label!r} is not one of: {known}")
-    return label, 1
-
-
-def _static(frame: bytes) -> Callable[[Deadline], Awaitable[bytes]]:
-    async def source(deadline: Deadline) -> bytes:
-        return frame
-
-    return source
 
 
 class AsyncChatsAPI:
@@ -89,26 +58,6 @@ class AsyncChatsAPI:
         self._core = core
         self._chat_locks = KeyedLocks()
 
-    def _call(
-        self,
-        exchange: Exchange[R],
-        frame: Callable[[Deadline], Awaitable[bytes]],
-        request_id: str,
-        chat_id: str | None,
-        timeout: float | None,
-        locate: Locate | None = None,
-    ) -> SocketCall[R]:
-        lock = (self._chat_locks, chat_id) if chat_id is not None else None
-        return SocketCall(
-            self._core,
-            exchange,
-            frame,
-            request_id=request_id,
-            timeout=timeout,
-            lock=lock,
-            locate=locate,
-        )
-
     # --- chats ------------------------------------------------------------------------------
 
     async def create(
@@ -121,19 +70,16 @@ class AsyncChatsAPI:
         """
         check_id(character_id, "character_id")
         request_id = new_id()
-
-        async def frame(deadline: Deadline) -> bytes:
-            user = await self._core.user(deadline)
-            return neo.create_chat(
-                request_id=request_id,
-                chat_id=new_id(),
-                character_id=character_id,
-                creator_id=user.id,
-                with_greeting=greeting,
-            )
-
-        exchange = CreateChat(with_greeting=greeting)
-        return await self._call(exchange, frame, request_id, None, timeout).result()
+        build = partial(
+            neo.create_chat,
+            request_id=request_id,
+            chat_id=new_id(),
+            character_id=character_id,
+            with_greeting=greeting,
+        )
+        frame = user_frame(self._core, build, "creator_id")
+        exchange = generation.CreateChat(with_greeting=greeting)
+        return await SocketCall(self._core, exchange, frame, request_id, timeout).result()
 
     async def open(self, character_id: str, *, timeout: float | None = None) -> Chat:
         """Your most recently active chat with a character, or a new one (with its greeting)
@@ -177,49 +123,41 @@ class AsyncChatsAPI:
         request = chats_proto.recent_chats(self._core.endpoints, character_id)
         return chats_proto.parse_chats(await self._core.call(request, timeout=timeout))
 
-    async def _changed(self, chat_id: str, body: bytes, deadline: Deadline) -> Chat:
-        """The chat a PATCH answered with, or (when its body has none) fetched afresh."""
-        chat = chats_proto.parse_chat(body)
-        if chat is not None:
-            return chat
-        return await self.get(chat_id, timeout=deadline.left("reading the changed chat"))
-
-    async def _patch(self, chat_id: str, request: Request, timeout: float | None) -> Chat:
+    async def _patch(
+        self, chat: Chat | str, build: Callable[..., Request], *args: object, timeout: float | None
+    ) -> Chat:
+        """Send ``build(endpoints, chat_id, *args)``; return the chat the server answered
+        with or, when its body has none, the chat read afresh."""
+        chat_id = chat_id_of(chat)
         deadline = self._core.deadline(timeout)
+        request = build(self._core.endpoints, chat_id, *args)
         body = await self._core.call(request, deadline=deadline, not_found=ChatNotFound)
-        return await self._changed(chat_id, body, deadline)
+        changed = chats_proto.parse_chat(body)
+        if changed is not None:
+            return changed
+        return await self.get(chat_id, timeout=deadline.left("reading the changed chat"))
 
     async def rename(self, chat: Chat | str, name: str, *, timeout: float | None = None) -> Chat:
         """Give a chat a name; return the updated chat. Raises ChatNotFound."""
-        chat_id = chat_id_of(chat)
         check_text(name, "name")
-        return await self._patch(
-            chat_id, chats_proto.rename(self._core.endpoints, chat_id, name), timeout
-        )
+        return await self._patch(chat, chats_proto.rename, name, timeout=timeout)
 
     async def archive(self, chat: Chat | str, *, timeout: float | None = None) -> Chat:
         """Archive a chat: it leaves the recent chats (and :meth:`open`). Archiving twice is
         harmless. Return the updated chat. Raises ChatNotFound."""
-        chat_id = chat_id_of(chat)
-        return await self._patch(
-            chat_id, chats_proto.archive(self._core.endpoints, chat_id, True), timeout
-        )
+        return await self._patch(chat, chats_proto.archive, True, timeout=timeout)
 
     async def unarchive(self, chat: Chat | str, *, timeout: float | None = None) -> Chat:
         """Bring an archived chat back; return the updated chat. Raises ChatNotFound."""
-        chat_id = chat_id_of(chat)
-        request = chats_proto.archive(self._core.endpoints, chat_id, False)
-        return await self._patch(chat_id, request, timeout)
+        return await self._patch(chat, chats_proto.archive, False, timeout=timeout)
 
     async def set_model(
         self, chat: Chat | str, model: str, *, timeout: float | None = None
     ) -> Chat:
         """Choose the model that writes the chat's next replies, e.g. ``"MODEL_TYPE_SMART"``
         (§2.3 lists the known ones); return the updated chat. Raises ChatNotFound."""
-        chat_id = chat_id_of(chat)
         check_model(model)
-        request = chats_proto.set_model(self._core.endpoints, chat_id, model)
-        return await self._patch(chat_id, request, timeout)
+        return await self._patch(chat, chats_proto.set_model, model, timeout=timeout)
 
     async def copy(
         self, chat: Chat | str, *, up_to: Turn | str, timeout: float | None = None
@@ -240,25 +178,25 @@ class AsyncChatsAPI:
     def _reply(self, chat: Chat, text: str, timeout: float | None) -> SocketCall[Turn]:
         request_id, turn_id, candidate_id = new_id(), new_id(), new_id()
 
-        async def frame(deadline: Deadline) -> bytes:
-            user = await self._core.user(deadline)
-            return neo.create_and_generate_turn(
-                request_id=request_id,
-                chat_id=chat.chat_id,
-                character_id=chat.character_id,
-                turn_id=turn_id,
-                candidate_id=candidate_id,
-                author_id=user.id,
-                text=text,
-            )
+        build = partial(
+            neo.create_and_generate_turn,
+            request_id=request_id,
+            chat_id=chat.chat_id,
+            character_id=chat.character_id,
+            turn_id=turn_id,
+            candidate_id=candidate_id,
+            text=text,
+        )
+        frame = user_frame(self._core, build, "author_id")
 
-        async def locate(deadline: Deadline) -> tuple[Located, Turn | None]:
+        async def locate(deadline: Deadline) -> tuple[generation.Located, Turn | None]:
             request = chats_proto.turns_page(self._core.endpoints, chat.chat_id)
             body = await self._core.call(request, deadline=deadline, not_found=ChatNotFound)
-            return locate_reply(chats_proto.parse_turns_page(body)[0], turn_id)
+            return generation.locate_reply(chats_proto.parse_turns_page(body)[0], turn_id)
 
-        exchange = Reply(own_turn_id=turn_id)
-        return self._call(exchange, frame, request_id, chat.chat_id, timeout, locate)
+        exchange = generation.Reply(own_turn_id=turn_id)
+        lock = (self._chat_locks, chat.chat_id)
+        return SocketCall(self._core, exchange, frame, request_id, timeout, lock, locate)
 
     async def send(self, chat: Chat, text: str, *, timeout: float | None = None) -> Turn:
         """Send ``text`` and return the character's complete reply turn.
@@ -291,14 +229,13 @@ class AsyncChatsAPI:
         return self._reply(chat, text, timeout).chunks()
 
     def _regeneration(self, turn: Turn, timeout: float | None) -> SocketCall[Turn]:
-        request_id = new_id()
-        frame = neo.generate_turn_candidate(
-            request_id=request_id,
+        build = partial(
+            neo.generate_turn_candidate,
             chat_id=turn.chat_id,
             turn_id=turn.turn_id,
             character_id=turn.author.author_id,
         )
-        return self._call(Reply(base=turn), _static(frame), request_id, turn.chat_id, timeout)
+        return self._on_turn(turn, generation.Reply(base=turn), build, timeout)
 
     async def regenerate(self, turn: Turn, *, timeout: float | None = None) -> Turn:
         """Generate another reply ("swipe") for a character turn and make it the primary one.
@@ -322,16 +259,18 @@ class AsyncChatsAPI:
 
     # --- changing turns ---------------------------------------------------------------------
 
-    async def _change(
+    def _on_turn(
         self,
         turn: Turn,
-        exchange: Exchange[R],
-        build: Callable[[str], bytes],
+        exchange: generation.Exchange[R],
+        build: Callable[..., bytes],
         timeout: float | None,
-    ) -> R:
+    ) -> SocketCall[R]:
+        """A request about one turn: ``build(request_id=...)`` makes its frame."""
         request_id = new_id()
-        frame = _static(build(request_id))
-        return await self._call(exchange, frame, request_id, turn.chat_id, timeout).result()
+        frame = static_frame(build(request_id=request_id))
+        lock = (self._chat_locks, turn.chat_id)
+        return SocketCall(self._core, exchange, frame, request_id, timeout, lock)
 
     async def edit(self, turn: Turn, text: str, *, timeout: float | None = None) -> Turn:
         """Replace the text of a turn (yours or the character's).
@@ -342,18 +281,14 @@ class AsyncChatsAPI:
         """
         check_turn(turn)
         check_text(text)
-        candidate_id = candidate_id_of(turn, None)
-
-        def frame(request_id: str) -> bytes:
-            return neo.edit_turn_candidate(
-                request_id=request_id,
-                chat_id=turn.chat_id,
-                turn_id=turn.turn_id,
-                candidate_id=candidate_id,
-                text=text,
-            )
-
-        return await self._change(turn, TurnChange(turn), frame, timeout)
+        build = partial(
+            neo.edit_turn_candidate,
+            chat_id=turn.chat_id,
+            turn_id=turn.turn_id,
+            candidate_id=candidate_id_of(turn, None),
+            text=text,
+        )
+        return await self._on_turn(turn, generation.TurnChange(turn), build, timeout).result()
 
     async def select(
         self, turn: Turn, candidate: Candidate | str, *, timeout: float | None = None
@@ -363,17 +298,13 @@ class AsyncChatsAPI:
         check_turn(turn)
         if candidate is None:
             raise ValidationError("candidate is required: a Candidate of the turn or its id")
-        candidate_id = candidate_id_of(turn, candidate)
-
-        def frame(request_id: str) -> bytes:
-            return neo.update_primary_candidate(
-                request_id=request_id,
-                chat_id=turn.chat_id,
-                turn_id=turn.turn_id,
-                candidate_id=candidate_id,
-            )
-
-        await self._change(turn, Acknowledged(), frame, timeout)
+        build = partial(
+            neo.update_primary_candidate,
+            chat_id=turn.chat_id,
+            turn_id=turn.turn_id,
+            candidate_id=candidate_id_of(turn, candidate),
+        )
+        await self._on_turn(turn, generation.Acknowledged(), build, timeout).result()
 
     async def pin(self, turn: Turn, *, timeout: float | None = None) -> Turn:
         """Pin a turn (a memory the character keeps in mind); return the updated turn.
@@ -386,13 +317,8 @@ class AsyncChatsAPI:
 
     async def _set_pin(self, turn: Turn, pinned: bool, timeout: float | None) -> Turn:
         check_turn(turn)
-
-        def frame(request_id: str) -> bytes:
-            return neo.set_turn_pin(
-                request_id=request_id, chat_id=turn.chat_id, turn_id=turn.turn_id, pinned=pinned
-            )
-
-        return await self._change(turn, TurnChange(turn), frame, timeout)
+        build = partial(neo.set_turn_pin, chat_id=turn.chat_id, turn_id=turn.turn_id, pinned=pinned)
+        return await self._on_turn(turn, generation.TurnChange(turn), build, timeout).result()
 
     async def delete(
         self,
@@ -426,15 +352,9 @@ class AsyncChatsAPI:
         Raises TurnNotFound, ChatNotFound."""
         check_turn(turn)
         candidate_id = candidate_id_of(turn, candidate)
-        annotation_type, value = _rating(stars, label)
-        request = chats_proto.create_annotation(
-            self._core.endpoints,
-            chat_id=turn.chat_id,
-            turn_id=turn.turn_id,
-            candidate_id=candidate_id,
-            annotation_type=annotation_type,
-            value=value,
-        )
+        kind, value = check_rating(stars, label)
+        endpoints = self._core.endpoints
+        request = chats_proto.create_annotation(endpoints, turn.turn_key, candidate_id, kind, value)
         body = await self._core.call(request, timeout=timeout, not_found=NotFound)
         return chats_proto.parse_annotation_id(body)
 
@@ -451,11 +371,7 @@ class AsyncChatsAPI:
         check_id(annotation_id, "annotation_id")
         candidate_id = candidate_id_of(turn, candidate)
         request = chats_proto.remove_annotation(
-            self._core.endpoints,
-            annotation_id=annotation_id,
-            chat_id=turn.chat_id,
-            turn_id=turn.turn_id,
-            candidate_id=candidate_id,
+            self._core.endpoints, turn.turn_key, candidate_id, annotation_id
         )
         await self._core.call(request, timeout=timeout)
 
@@ -501,7 +417,7 @@ class AsyncChatsAPI:
         check_timeout(timeout)
         return self._pages(chat_id, pinned_only, all_candidates, timeout, None)
 
-    async def _pages(
+    def _pages(
         self,
         chat_id: str,
         pinned_only: bool,
@@ -509,27 +425,19 @@ class AsyncChatsAPI:
         timeout: float | None,
         deadline: Deadline | None,
     ) -> AsyncIterator[builtins.list[Turn]]:
-        token: str | None = None
-        seen: set[str] = set()
-        while True:
+        core = self._core
+
+        async def fetch(cursor: str | None) -> tuple[builtins.list[Turn], str | None]:
             request = chats_proto.turns_page(
-                self._core.endpoints,
+                core.endpoints,
                 chat_id,
-                token,
+                cursor,
                 pinned_only=pinned_only,
                 all_candidates=all_candidates,
             )
-            body = await self._core.call(
+            body = await core.call(
                 request, timeout=timeout, deadline=deadline, not_found=ChatNotFound
             )
-            page, token = chats_proto.parse_turns_page(body)
-            if page:
-                yield page
-            if not page or token is None:
-                return
-            if token in seen:
-                raise ProtocolError(
-                    f"the server repeated the page cursor {token[:32]!r} of chat {chat_id}; "
-                    "stopping instead of reading the same pages forever"
-                )
-            seen.add(token)
+            return chats_proto.parse_turns_page(body)
+
+        return cursor_pages(fetch, f"chat {chat_id}")

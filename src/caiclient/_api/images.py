@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 
 from .._core import ClientCore
 from .._media_input import MediaSource, read_media
-from .._validate import check_text, check_timeout
+from .._validate import check_text
 from ..errors import ValidationError
 from ..protocol import media
 
@@ -56,7 +56,6 @@ class AsyncImagesAPI:
             raise ValidationError(f"content_type must be an image/… type, got {content_type!r}")
         if filename is not None:
             check_text(filename, "filename")
-        check_timeout(timeout)
         data, sniffed = await read_media(
             image, "image", media.sniff_image, "a PNG, JPEG, GIF or WebP image"
         )
@@ -73,14 +72,12 @@ class AsyncImagesAPI:
         check_text(prompt, "prompt")
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_OPTIONS:
             raise ValidationError(f"count must be an int from 1 to {MAX_OPTIONS}, got {count!r}")
-        check_timeout(timeout)
         request = media.avatar_options(self._core.endpoints, prompt, count)
         return media.parse_avatar_options(await self._core.call(request, timeout=timeout))
 
     async def generate(self, prompt: str, *, timeout: float | None = None) -> str:
         """Generate one picture for ``prompt`` (the legacy image generator); its URL."""
         check_text(prompt, "prompt")
-        check_timeout(timeout)
         request = media.generate_image(self._core.endpoints, prompt)
         return media.parse_generated_image(await self._core.call(request, timeout=timeout))
 
@@ -97,7 +94,6 @@ class AsyncImagesAPI:
         :meth:`url` …) or an upload's CDN path. Raises NotFound when the CDN has no such image.
         """
         check_text(url, "url")
-        check_timeout(timeout)
         if urlsplit(url).scheme not in ("http", "https"):
             url = self.url(url)
         return await self._core.fetch(url, timeout=timeout)

@@ -7,7 +7,7 @@ from typing import Any
 from .._core import ClientCore
 from .._deadline import Deadline
 from .._settings import patch_settings
-from .._validate import check_id, check_timeout
+from .._validate import check_id
 from ..errors import PersonaNotFound, ValidationError
 from ..models import Persona, Settings
 from ..protocol import account as proto
@@ -56,7 +56,6 @@ class AsyncPersonasAPI:
 
     async def list(self, *, timeout: float | None = None) -> builtins.list[Persona]:
         """All your personas. Safe to cancel."""
-        check_timeout(timeout)
         body = await self._core.call(proto.personas(self._core.endpoints), timeout=timeout)
         return proto.parse_personas(body)
 
@@ -69,7 +68,6 @@ class AsyncPersonasAPI:
         """The persona with this id. Raises PersonaNotFound when it is missing or not yours.
         Safe to cancel."""
         check_id(persona_id, "persona_id")
-        check_timeout(timeout)
         return (await self._fetch(persona_id, self._core.deadline(timeout)))[1]
 
     async def create(
@@ -91,7 +89,6 @@ class AsyncPersonasAPI:
         _check_str(definition, "definition", DEFINITION_MAX)
         _check_str(greeting, "greeting")
         _check_str(description, "description")
-        check_timeout(timeout)
         request = proto.create_persona(
             self._core.endpoints,
             name=name,
@@ -132,7 +129,6 @@ class AsyncPersonasAPI:
             raise ValidationError(
                 "nothing to update: pass name, definition, greeting or description"
             )
-        check_timeout(timeout)
         deadline = self._core.deadline(timeout)
         raw, _ = await self._fetch(persona_id, deadline)
         request = proto.update_persona(self._core.endpoints, raw, changes)
@@ -145,7 +141,6 @@ class AsyncPersonasAPI:
         Raises PersonaNotFound when it is missing or not yours.
         """
         persona_id = _persona_id(persona)
-        check_timeout(timeout)
         deadline = self._core.deadline(timeout)
         raw, _ = await self._fetch(persona_id, deadline)
         request = proto.update_persona(self._core.endpoints, raw, {}, archived=True)
@@ -158,7 +153,6 @@ class AsyncPersonasAPI:
         """Make a persona your default in every chat (None: no default). Returns the new
         settings. Raises PersonaNotFound when it is missing or not yours."""
         persona_id = None if persona is None else _persona_id(persona)
-        check_timeout(timeout)
         deadline = self._core.deadline(timeout)
         if persona_id is not None:
             await self._fetch(persona_id, deadline)  # PersonaNotFound, whatever the server
@@ -175,7 +169,6 @@ class AsyncPersonasAPI:
         the new settings. Raises PersonaNotFound when it is missing or not yours."""
         check_id(character_id, "character_id")
         persona_id = None if persona is None else _persona_id(persona)
-        check_timeout(timeout)
         core = self._core
         deadline = core.deadline(timeout)
         if persona_id is not None:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from .._core import ClientCore
-from .._validate import check_timeout
 from ..errors import ServerError, UserNotFound, ValidationError
 from ..models import PublicUser
 from ..protocol import account as proto
@@ -46,7 +45,6 @@ class AsyncUsersAPI:
         Raises UserNotFound. Safe to cancel.
         """
         _check_username(username)
-        check_timeout(timeout)
         request = proto.public_user(self._core.endpoints, username)
         body = await self._call(request, username, timeout)
         return proto.parse_public_user(body, username)
@@ -57,7 +55,6 @@ class AsyncUsersAPI:
         Raises UserNotFound, ServerError when refused (e.g. following yourself).
         """
         _check_username(username)
-        check_timeout(timeout)
         body = await self._call(proto.follow(self._core.endpoints, username), username, timeout)
         check_refusal(body, "follow", not_found=UserNotFound, object_expected=True)
 
@@ -67,7 +64,6 @@ class AsyncUsersAPI:
         Raises UserNotFound, ServerError when refused.
         """
         _check_username(username)
-        check_timeout(timeout)
         request = proto.unfollow(self._core.endpoints, username)
         body = await self._call(request, username, timeout)
         check_refusal(body, "unfollow", not_found=UserNotFound, object_expected=True)
@@ -84,7 +80,6 @@ class AsyncUsersAPI:
         self, username: str, *, followers: bool, timeout: float | None
     ) -> list[str]:
         _check_username(username)
-        check_timeout(timeout)
         deadline = self._core.deadline(timeout)
         build = proto.public_followers if followers else proto.public_following
         names: list[str] = []

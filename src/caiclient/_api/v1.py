@@ -67,7 +67,6 @@ class AsyncV1API:
         character, ValidationError for a malformed id.
         """
         check_id(character_id, "character_id")
-        check_timeout(timeout)
         request = v1_proto.histories(self._core.endpoints, character_id)
         body = await self._call(request, timeout, CharacterNotFound)
         return v1_proto.parse_histories(body, character_id)
@@ -79,7 +78,6 @@ class AsyncV1API:
         second call creates a second history.
         """
         check_id(character_id, "character_id")
-        check_timeout(timeout)
         request = v1_proto.create_history(self._core.endpoints, character_id)
         body = await self._call(request, timeout, CharacterNotFound)
         return v1_proto.parse_history(body, character_id)
@@ -95,7 +93,6 @@ class AsyncV1API:
         check_id(character_id, "character_id")
         if history_id is not None:
             check_id(history_id, "history_id")
-        check_timeout(timeout)
         request = v1_proto.continue_history(self._core.endpoints, character_id, history_id)
         body = await self._call(request, timeout, HistoryNotFound)
         return v1_proto.parse_history(body, character_id)
@@ -107,7 +104,6 @@ class AsyncV1API:
         applies to each page). Alternatives (regenerated replies) are included, marked
         ``is_alternative``. Raises HistoryNotFound."""
         history_id = _history_id(history)
-        check_timeout(timeout)
         pages: list[list[V1Message]] = []
         page_num: int | None = None
         seen: set[int] = set()
@@ -140,7 +136,6 @@ class AsyncV1API:
         """
         _check_history(history)
         check_text(text)
-        check_timeout(timeout)
         primary_uuid = None if primary is None else _message_uuid(primary, "primary")
         return await self._last(
             self._generate(history, timeout, text=text, primary_msg_uuid=primary_uuid)
@@ -178,7 +173,6 @@ class AsyncV1API:
         """
         _check_history(history)
         uuid = _message_uuid(message)
-        check_timeout(timeout)
         parent = await self._user_message_of(history, message, uuid, timeout)
         return await self._last(self._generate(history, timeout, parent_msg_uuid=parent))
 
@@ -199,7 +193,6 @@ class AsyncV1API:
         uuids = [_message_uuid(m, "messages[]") for m in messages]
         if not uuids:
             raise ValidationError("messages is empty; nothing to delete")
-        check_timeout(timeout)
         request = v1_proto.delete_messages(self._core.endpoints, history_id, uuids)
         v1_proto.parse_delete(await self._call(request, timeout, HistoryNotFound))
 

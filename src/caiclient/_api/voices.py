@@ -5,7 +5,7 @@ from typing import Literal
 
 from .._core import ClientCore
 from .._media_input import MediaSource, read_media
-from .._validate import check_id, check_text, check_timeout
+from .._validate import check_id, check_text
 from ..errors import CharacterNotFound, NotFound, ValidationError, VoiceNotFound
 from ..models import Turn, Voice
 from ..protocol import media
@@ -80,7 +80,6 @@ class AsyncVoicesAPI:
         Raises VoiceNotFound for an unknown voice or another user's private one.
         """
         check_id(voice_id, "voice_id")
-        check_timeout(timeout)
         request = media.get_voice(self._core.endpoints, voice_id)
         body = await self._core.call(request, timeout=timeout, not_found=VoiceNotFound)
         return media.parse_voice(body)
@@ -97,7 +96,6 @@ class AsyncVoicesAPI:
             check_text(query, "query")
         if creator is not None:
             check_text(creator, "creator")
-        check_timeout(timeout)
         request = media.search_voices(self._core.endpoints, query=query, creator=creator)
         return media.parse_voices(await self._core.call(request, timeout=timeout))
 
@@ -116,7 +114,6 @@ class AsyncVoicesAPI:
     async def _list(
         self, which: Literal["user", "system", "featured"], timeout: float | None
     ) -> list[Voice]:
-        check_timeout(timeout)
         request = media.list_voices(self._core.endpoints, which)
         return media.parse_voices(await self._core.call(request, timeout=timeout))
 
@@ -141,7 +138,6 @@ class AsyncVoicesAPI:
         _check_length(description, "description", 120)
         _check_length(preview_text, "preview_text", 500)
         visibility = _VISIBILITY[_check_public(public)]
-        check_timeout(timeout)
         data, content_type = await read_media(
             audio, "audio", media.sniff_audio, "MP3, WAV, Ogg, FLAC or MP4 audio"
         )
@@ -180,7 +176,6 @@ class AsyncVoicesAPI:
             _check_length(preview_text, "preview_text", 500)
         if public is not None:
             _check_public(public)
-        check_timeout(timeout)
         current = voice if isinstance(voice, Voice) else await self.get(voice_id, timeout=timeout)
         return await self._save(
             current,
@@ -214,7 +209,6 @@ class AsyncVoicesAPI:
     async def delete(self, voice: Voice | str, *, timeout: float | None = None) -> None:
         """Delete one of your voices. Raises VoiceNotFound, or AuthError for another user's."""
         voice_id = _voice_id(voice)
-        check_timeout(timeout)
         request = media.delete_voice(self._core.endpoints, voice_id)
         await self._core.call(request, timeout=timeout, not_found=VoiceNotFound)
 
@@ -244,7 +238,6 @@ class AsyncVoicesAPI:
             candidate_id = primary.candidate_id
         check_id(candidate_id, "candidate_id")
         voice_id, voice_query = _voice_selector(voice)
-        check_timeout(timeout)
         request = media.replay(
             self._core.endpoints,
             chat_id=turn.chat_id,
@@ -283,7 +276,6 @@ class AsyncVoicesAPI:
         """
         check_id(character_id, "character_id")
         voice_id = _voice_id(voice)
-        check_timeout(timeout)
         request = media.set_voice_override(self._core.endpoints, character_id, voice_id)
         await self._override_call(request, timeout, "voice_override/update")
 
@@ -293,14 +285,12 @@ class AsyncVoicesAPI:
         Raises CharacterNotFound.
         """
         check_id(character_id, "character_id")
-        check_timeout(timeout)
         request = media.clear_voice_override(self._core.endpoints, character_id)
         await self._override_call(request, timeout, "voice_override/delete")
 
     async def for_character(self, character_id: str, *, timeout: float | None = None) -> str | None:
         """The id of your voice override of a character, or None. Raises CharacterNotFound."""
         check_id(character_id, "character_id")
-        check_timeout(timeout)
         request = media.get_voice_override(self._core.endpoints, character_id)
         body = await self._override_call(request, timeout, None)
         return media.parse_voice_override(body)

@@ -13,7 +13,7 @@ import msgspec
 
 from ..endpoints import Endpoints
 from ..errors import NotFound
-from ..models import Chat, Turn
+from ..models import Chat, Turn, TurnKey
 from .http import Request, check_refusal, decode
 
 __all__ = [
@@ -112,31 +112,28 @@ def remove_turns(endpoints: Endpoints, chat_id: str, turn_ids: list[str]) -> Req
     )
 
 
-def _annotation_target(chat_id: str, turn_id: str, candidate_id: str) -> dict[str, Any]:
-    return {"candidate_id": candidate_id, "turn_key": {"chat_id": chat_id, "turn_id": turn_id}}
+def _annotation_target(key: TurnKey, candidate_id: str) -> dict[str, Any]:
+    return {
+        "candidate_id": candidate_id,
+        "turn_key": {"chat_id": key.chat_id, "turn_id": key.turn_id},
+    }
 
 
 def create_annotation(
-    endpoints: Endpoints,
-    *,
-    chat_id: str,
-    turn_id: str,
-    candidate_id: str,
-    annotation_type: str,
-    value: int,
+    endpoints: Endpoints, key: TurnKey, candidate_id: str, annotation_type: str, value: int
 ) -> Request:
     """``POST /annotation/create``: rate a candidate (``"star"`` 1–4, or a label with 1)."""
     body = {
         "annotation": {"annotation_type": annotation_type, "annotation_value": value},
-        **_annotation_target(chat_id, turn_id, candidate_id),
+        **_annotation_target(key, candidate_id),
     }
     return Request("POST", f"{endpoints.neo}/annotation/create", json=body)
 
 
 def remove_annotation(
-    endpoints: Endpoints, *, annotation_id: str, chat_id: str, turn_id: str, candidate_id: str
+    endpoints: Endpoints, key: TurnKey, candidate_id: str, annotation_id: str
 ) -> Request:
-    body = {"annotation_id": annotation_id, **_annotation_target(chat_id, turn_id, candidate_id)}
+    body = {"annotation_id": annotation_id, **_annotation_target(key, candidate_id)}
     return Request("POST", f"{endpoints.neo}/annotation/remove", json=body, idempotent=True)
 
 
