@@ -8,7 +8,7 @@ coroutine API; the plain name is the blocking twin.
 
 from . import auth
 from ._config import ClientOptions
-from ._core import ClientStats
+from ._core import ClientStats, RawBody
 from ._validate import RATING_LABELS
 from .auth import AsyncAuth
 from .client import AsyncClient
@@ -97,6 +97,7 @@ __all__ = [
     "ProtocolError",
     "PublicUser",
     "RateLimited",
+    "RawBody",
     "ReplyAccumulator",
     "ReplyChunk",
     "RetryPolicy",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import os
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
@@ -31,11 +33,46 @@ from .models import User
 from .protocol import account, http
 from .protocol.retry import http_retry_delay
 
-__all__ = ["TOKEN_ENV", "ClientCore", "ClientStats", "mask", "normalise_token"]
+__all__ = [
+    "TOKEN_ENV",
+    "ClientCore",
+    "ClientStats",
+    "RawBody",
+    "capture_raw",
+    "mask",
+    "normalise_token",
+]
 
 log = logging.getLogger("caiclient")
 
 TOKEN_ENV = "CAI_TOKEN"
+
+# The REST bodies received by the current task, while someone captures them (capture_raw).
+_CAPTURED: contextvars.ContextVar[list[RawBody] | None] = contextvars.ContextVar(
+    "caiclient_captured", default=None
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RawBody:
+    """One REST answer exactly as the service sent it: the request's method and URL, and
+    the body's bytes (the models keep only the fields they know)."""
+
+    method: str
+    url: str
+    body: bytes
+
+
+@contextlib.contextmanager
+def capture_raw() -> Iterator[list[RawBody]]:
+    """Collect the body of every successful REST answer the calls made inside the block
+    receive, in order. Per task: concurrent tasks capturing at once each see their own."""
+    captured: list[RawBody] = []
+    token = _CAPTURED.set(captured)
+    try:
+        yield captured
+    finally:
+        _CAPTURED.reset(token)
 
 
 def normalise_token(token: str | None) -> str:
@@ -164,6 +201,9 @@ class ClientCore:
             else:
                 found = http.error_for(response, not_found=not_found)
                 if found is None:
+                    captured = _CAPTURED.get()
+                    if captured is not None:
+                        captured.append(RawBody(request.method, request.url, response.body))
                     return response.body
                 error = found
             wait = self._retry_delay(request, error, next(delays, None))

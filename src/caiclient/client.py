@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from types import TracebackType
 
 from ._api.account import AsyncAccountAPI
@@ -14,7 +15,7 @@ from ._api.users import AsyncUsersAPI
 from ._api.v1 import AsyncV1API
 from ._api.voices import AsyncVoicesAPI
 from ._config import DEFAULT_IDLE_TIMEOUT, DEFAULT_IMPERSONATE, DEFAULT_TIMEOUT, ClientOptions
-from ._core import ClientCore, ClientStats, mask, normalise_token
+from ._core import ClientCore, ClientStats, RawBody, capture_raw, mask, normalise_token
 from ._transport import HttpTransport
 from .endpoints import Endpoints
 from .errors import ValidationError
@@ -100,6 +101,14 @@ class AsyncClient:
         """A snapshot of what the client did to keep working (reconnects, recovered
         replies, re-sent messages, HTTP retries, aborted generations)."""
         return self._core.stats
+
+    @staticmethod
+    def capture_raw() -> AbstractContextManager[list[RawBody]]:
+        """``with client.capture_raw() as bodies:`` collects the exact body of every REST
+        answer the calls inside the block (of this task) receive, for tools that must keep
+        what the service sent beyond the fields the models know (the archive, schema checks).
+        """
+        return capture_raw()
 
     async def ping(self, *, timeout: float | None = None) -> float:
         """Open the chat socket if needed, send a keepalive probe and return the seconds
