@@ -219,12 +219,11 @@ class SocketCall(Generic[R]):
         self._close_inbox()
         exchange = self.exchange
         assert self.deadline is not None
-        reply = exchange if isinstance(exchange, Reply) else None
         verdict = after_send_failure(
             error,
-            recoverable=reply is not None and reply.recoverable and self._locate is not None,
+            recoverable=exchange.recoverable and self._locate is not None,
             resent=self._resends > 0,
-            delivered=reply is not None and reply.started,
+            delivered=isinstance(exchange, Reply) and exchange.started,
             waits=self._waits,
             rate_limit_wait=self._core.options.rate_limit_wait,
             left=self.deadline.remaining(),
@@ -238,11 +237,11 @@ class SocketCall(Generic[R]):
             log.info("rate limited; waiting %.1f s as the server asked", verdict.seconds)
             await asyncio.sleep(verdict.seconds)
             return
-        assert isinstance(verdict, Recover) and reply is not None
+        assert isinstance(verdict, Recover)
         log.info("request %s failed (%s); recovering its reply", self.request_id, error)
-        await self._recover(reply)
+        await self._recover(exchange)
 
-    async def _recover(self, reply: Reply) -> None:
+    async def _recover(self, exchange: Exchange[R]) -> None:
         """Read the history until the reply is there (done), the message is known lost
         (send it again), or the deadline passes (Disconnected)."""
         core, deadline, locate = self._core, self.deadline, self._locate
@@ -262,7 +261,7 @@ class SocketCall(Generic[R]):
                 log.info("recovery: history not readable yet (%s)", exc)
             else:
                 if located is Located.REPLIED and turn is not None:
-                    reply.recovered(turn)
+                    exchange.recovered(turn)
                     core.counts["recovered_replies"] += 1
                     return
                 if located is Located.NOT_RECEIVED:

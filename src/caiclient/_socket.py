@@ -171,7 +171,8 @@ class ReconnectingSocket:
         self._connect = connect
         self._backoff = options.reconnect
         self._idle_timeout = options.idle_timeout
-        self._ws: Any = None
+        self._ws: Any = None  # the socket the reader reads
+        self._ready: Any = None  # the same, once its handshake is done: requests may use it
         self._reader: asyncio.Task[None] | None = None
         self._connector: asyncio.Task[Any] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
@@ -202,7 +203,7 @@ class ReconnectingSocket:
     async def register(self, request_id: str, deadline: Deadline) -> Inbox:
         """Open the socket if needed and register an inbox for ``request_id`` (the caller
         must :meth:`unregister` it). Raises Timeout if the socket cannot be opened in time."""
-        ws = self._ws or await self._ensure_open(deadline)
+        ws = self._ready or await self._ensure_open(deadline)
         inbox = Inbox(request_id, self._sender(ws))
         self._inboxes[request_id] = inbox
         return inbox
@@ -243,7 +244,7 @@ class ReconnectingSocket:
     # --- opening ------------------------------------------------------------------------------
 
     async def _ensure_open(self, deadline: Deadline) -> Any:
-        ws = self._ws
+        ws = self._ready
         if ws is not None:
             return ws
         if self._closed:
@@ -282,7 +283,16 @@ class ReconnectingSocket:
                 await ws.close()
                 raise ClientClosed("the client is closed")
             self._install(ws)
-            await self._handshake(ws)
+            try:
+                await self._handshake(ws)
+            except BaseException:
+                ws.abort()
+                raise
+            if self._ws is not ws:
+                # It died during the handshake: that was a failed attempt.
+                await self._pause(Disconnected(f"the {self.name} closed during its handshake"))
+                continue
+            self._ready = ws
             return ws
 
     async def _pause(self, error: CaiError | None = None) -> None:
@@ -335,8 +345,8 @@ class ReconnectingSocket:
     def send_soon(self, frame: bytes) -> None:
         """Send ``frame`` without waiting for it (e.g. ``abort_generation``), if the socket
         is open; a closed socket drops it."""
-        if self._ws is not None:
-            self._send_soon(self._sender(self._ws), frame)
+        if self._ready is not None:
+            self._send_soon(self._sender(self._ready), frame)
 
     def _send_soon(self, ws: Any, frame: bytes) -> None:
         task = asyncio.ensure_future(self._send_quietly(ws, frame))
@@ -375,7 +385,7 @@ class ReconnectingSocket:
 
     def _drop(self, ws: Any, error: CaiError) -> None:
         if self._ws is ws:
-            self._ws = None
+            self._ws = self._ready = None
             self._reader = None
             if self._watchdog is not None:
                 self._watchdog.cancel()
@@ -419,6 +429,10 @@ class ReconnectingSocket:
     def _log_failure(self, task: asyncio.Task[Any]) -> None:
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.info("%s: connect gave up: %s", self.name, exc)
+            self._connect_failed(exc)
+
+    def _connect_failed(self, error: BaseException) -> None:
+        """The connector gave up with ``error`` (requests waiting on it see it too)."""
 
 
 async def send_best_effort(ws: Any, frames: list[bytes]) -> None:

@@ -77,6 +77,16 @@ class Exchange(Generic[R]):
         """Whether the answer has begun (until then a tighter first-frame deadline may apply)."""
         return True
 
+    @property
+    def recoverable(self) -> bool:
+        """Whether what a drop cut off can be read back from the history (then the driver
+        looks for it and hands it to :meth:`recovered`)."""
+        return False
+
+    def recovered(self, turn: Turn) -> Step:
+        """End with ``turn``, read back from the history after a drop."""
+        return self._finish(turn)  # type: ignore[arg-type]  # Turn exchanges override it
+
     def handle(self, event: neo.Event) -> Step:
         """Take one frame routed to this request; say what it meant."""
         if self.done:
@@ -250,11 +260,16 @@ class Reply(Exchange[Turn]):
 
 
 class TurnAdded(Exchange[Turn]):
-    """``create_turn`` in a group chat (§9): done when the turn with our id is pushed."""
+    """``create_turn`` in a group chat (§9): done when the turn with our id is pushed. Its
+    id is ours, so after a drop the history says whether it arrived."""
 
     def __init__(self, turn_id: str) -> None:
         super().__init__()
         self.turn_id = turn_id
+
+    @property
+    def recoverable(self) -> bool:
+        return True
 
     def _handle(self, event: neo.Event) -> Step:
         if isinstance(event, (neo.AddTurn, neo.UpdateTurn)) and event.turn.turn_id == self.turn_id:
@@ -277,10 +292,15 @@ class TurnChange(Exchange[Turn]):
 
 
 class Acknowledged(Exchange[bool]):
-    """``update_primary_candidate``: answered by ``ok``."""
+    """A request answered by one frame of a kind: ``ok`` for ``update_primary_candidate``,
+    ``remove_turns_response`` for ``remove_turns``."""
+
+    def __init__(self, answer: type[neo.Event] = neo.Ok) -> None:
+        super().__init__()
+        self.answer = answer
 
     def _handle(self, event: neo.Event) -> Step:
-        return self._finish(True) if isinstance(event, neo.Ok) else Step.SKIP
+        return self._finish(True) if isinstance(event, self.answer) else Step.SKIP
 
 
 def merged(new: Turn, known: Turn) -> Turn:

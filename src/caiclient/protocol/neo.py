@@ -19,6 +19,7 @@ from ..errors import (
     Filtered,
     ProtocolError,
     RateLimited,
+    RoomNotFound,
     ServerError,
     TurnNotFound,
 )
@@ -244,6 +245,8 @@ def error_from_neo(
     if "not found" in text or error_code == 404:
         if "character" in text:
             return CharacterNotFound(comment)
+        if "room" in text:
+            return RoomNotFound(comment)
         if "turn" in text:
             return TurnNotFound(comment)
         return ChatNotFound(comment or "chat not found")

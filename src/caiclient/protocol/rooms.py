@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from ..endpoints import Endpoints
-from ..errors import CaiError, NotFound, ProtocolError
+from ..errors import CaiError, NotFound, ProtocolError, RoomNotFound
 from ..models import Room, RoomCharacter, RoomMember, RoomSettings, Turn
 from . import neo
 from .http import Request, check_refusal, decode
@@ -398,5 +398,5 @@ def room_event(data: dict[str, Any]) -> neo.Event:
 def centrifugo_error(code: int, message: str) -> CaiError:
     """A Centrifugo-level refusal (connect, subscribe) as a typed error."""
     if code in (103, 102):  # permission denied, unknown channel: not a member, or no room
-        return NotFound(message)
+        return RoomNotFound(f"no such room among yours ({message})")
     return ProtocolError(f"the rooms socket refused a command: {message} ({code})")
