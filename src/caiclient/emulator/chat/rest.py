@@ -16,6 +16,7 @@ from aiohttp import web
 
 from .._http import ApiError, authenticate, json_response, neo_error_body, query_count, read_json
 from .._util import b64url, b64url_decode, new_id, now_iso
+from ..rooms.store import ROOMS, RoomStore
 from ..state import STATE
 from ..store import User
 from ..wire import Chat, Turn, WireTurnKey, pin_view
@@ -287,12 +288,22 @@ async def recent_chats_with(request: web.Request) -> web.Response:
 async def get_turns(request: web.Request) -> web.Response:
     """``GET /turns/{chat_id}/``: newest first, 50 a page, opaque ``next_token`` (§7.3);
     ``pinned_only=true`` keeps pinned turns, ``candidate_filter=all`` every candidate
-    (newest first), otherwise only the primary one."""
-    rec = _chat_or_404(request)
+    (newest first), otherwise only the primary one. A group chat's id pages its room's
+    turns the same way (its members only; §9 names no other history route)."""
     query = request.query
     token = query.get("next_token")
     before = decode_cursor(token) if token else None
-    turns, cursor = ChatStore.page(rec, before, PAGE_SIZE, pinned_only=_flag(query, "pinned_only"))
+    pinned = _flag(query, "pinned_only")
+    user = _user(request)
+    chat_id = request.match_info["chat_id"]
+    rec = _store(request).chat_for(user, chat_id)
+    room = request.app[ROOMS].room_for(user, chat_id) if rec is None else None
+    if rec is not None:
+        turns, cursor = ChatStore.page(rec, before, PAGE_SIZE, pinned_only=pinned)
+    elif room is not None:
+        turns, cursor = RoomStore.page(room, before, PAGE_SIZE, pinned_only=pinned)
+    else:
+        raise _neo_error(404, "Chat not found")
     if query.get("candidate_filter") != "all":
         turns = [t.primary_only() for t in turns]
     next_token = encode_cursor(cursor) if cursor is not None else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -186,6 +187,19 @@ class RoomStore:
         if human:
             rec.room.human_turns += 1
             self.save(rec)
+
+    @staticmethod
+    def page(
+        rec: RoomRecord, before: int | None, limit: int, *, pinned_only: bool = False
+    ) -> tuple[list[Turn], int | None]:
+        """Turns before position ``before`` (all if None), newest first, and the cursor for
+        the next page (None when this page reaches the oldest turn); the chat store's
+        paging, with positions for sequence numbers."""
+        positions = [i for i, t in enumerate(rec.turns) if t.is_pinned or not pinned_only]
+        end = len(positions) if before is None else bisect_left(positions, before)
+        start = max(0, end - limit)
+        page = [rec.turns[i] for i in reversed(positions[start:end])]
+        return page, (positions[start] if start > 0 else None)
 
     def save_turn(self, rec: RoomRecord, turn: Turn) -> None:
         if self.persist.enabled and rec.by_id.get(turn.turn_key.turn_id) is turn:
