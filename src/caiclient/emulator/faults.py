@@ -10,9 +10,11 @@ server later.
 
 Kinds:
 
-- ``drop_after(frames)``: after ``frames`` more chat-socket frames, cut the connection
+- ``drop_after(frames, socket="chat")``: after ``frames`` more frames of the chat socket
+  (``socket="rooms"``: of the group chats' socket), cut the connection
   abruptly (no close frame), as a dead network does.
-- ``close_socket(code, after_frames=0)``: close the chat socket cleanly with ``code``
+- ``close_socket(code, after_frames=0, socket="chat")``: close that socket cleanly with
+  ``code``
   (1000–4999, not the reserved 1004–1006 and 1015).
 - ``drop_on_request()``: cut the connection when the next request frame arrives, before the
   server reads it (the message is lost on the way, as when a socket died silently).
@@ -85,6 +87,7 @@ class Fault:
     websocket: bool = True
     add: dict[str, Any] = field(default_factory=dict)
     remove: list[str] = field(default_factory=list)
+    socket: str = "chat"
     _seen: int = field(default=0, repr=False)
 
     def live(self, now: float) -> bool:
@@ -200,12 +203,18 @@ class Faults:
         self._faults.append(fault)
         return fault
 
-    def drop_after(self, frames: int = 0, *, times: int = 1) -> Fault:
-        return self._arm(Fault("drop_after", times=times, frames=_count("frames", frames, 0)))
+    def drop_after(self, frames: int = 0, *, times: int = 1, socket: str = "chat") -> Fault:
+        fault = Fault("drop_after", times=times, frames=_count("frames", frames, 0))
+        fault.socket = _socket(socket)
+        return self._arm(fault)
 
-    def close_socket(self, code: int = 1011, *, after_frames: int = 0, times: int = 1) -> Fault:
+    def close_socket(
+        self, code: int = 1011, *, after_frames: int = 0, times: int = 1, socket: str = "chat"
+    ) -> Fault:
         frames = _count("after_frames", after_frames, 0)
-        return self._arm(Fault("close_socket", times=times, frames=frames, code=_close_code(code)))
+        fault = Fault("close_socket", times=times, frames=frames, code=_close_code(code))
+        fault.socket = _socket(socket)
+        return self._arm(fault)
 
     def drop_on_request(self, *, times: int = 1) -> Fault:
         return self._arm(Fault("drop_on_request", times=times))
@@ -295,12 +304,13 @@ class Faults:
                 return fault
         return None
 
-    def on_socket_frame(self) -> FaultAction:
-        """Called before every chat-socket frame; cheap when nothing is armed."""
+    def on_socket_frame(self, socket: str = "chat") -> FaultAction:
+        """Called before every frame of the chat socket (or, with ``socket="rooms"``, of the
+        rooms socket); cheap when nothing is armed."""
         if not self._faults:
             return SEND_NORMALLY
         for fault in self.active:
-            if fault.kind in ("drop_after", "close_socket"):
+            if fault.kind in ("drop_after", "close_socket") and fault.socket == socket:
                 if fault._seen < fault.frames:
                     fault._seen += 1
                     continue
@@ -309,6 +319,8 @@ class Faults:
                 if fault.kind == "drop_after":
                     return FaultAction(drop=True)
                 return FaultAction(close_code=fault.code)
+        if socket != "chat":
+            return SEND_NORMALLY
         delayed = self._take(lambda f: f.kind == "delay_frames")
         malformed = self._take(lambda f: f.kind == "malformed_frame")
         if delayed is None and malformed is None:
@@ -378,6 +390,12 @@ def mutate(body: dict[str, Any], fault: Fault) -> None:
             node = child
         else:
             node.pop(last, None)
+
+
+def _socket(name: object) -> str:
+    if name not in ("chat", "rooms"):
+        raise ValueError(f"socket must be 'chat' or 'rooms', got {name!r}")
+    return str(name)
 
 
 def _cloudflare_response() -> web.Response:

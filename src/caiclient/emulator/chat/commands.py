@@ -298,8 +298,17 @@ async def set_turn_pin(conn: Connection, request_id: object, payload: Any) -> No
 async def remove_turns(conn: Connection, request_id: object, payload: Any) -> None:
     """Delete turns (unknown ids are ignored) → ``remove_turns_response`` (§8.5)."""
     req = msgspec.convert(payload, RemoveTurnsPayload)
-    rec = _writable(_chat(conn, req.chat_id))
-    conn.chats.remove_turns(rec, req.turn_ids)
+    rooms = conn.rooms
+    room = rooms.room_for(conn.user, req.chat_id) if rooms is not None else None
+    if room is not None:
+        # Group chats delete turns through this socket too (§9); the room's members learn
+        # it from a publication on the room's channel (our choice of its shape).
+        gone = rooms.remove_turns(room, req.turn_ids)
+        event = {"command": "remove_turns", "chat_id": room.room.id, "turn_ids": gone}
+        rooms.publish(f"room:{room.room.id}", {**event, "request_id": request_id})
+    else:
+        rec = _writable(_chat(conn, req.chat_id))
+        conn.chats.remove_turns(rec, req.turn_ids)
     await conn.send(encode({"command": "remove_turns_response", "request_id": request_id}))
 
 

@@ -70,8 +70,12 @@ class Connection:
         user: User,
         faults: Faults | None = None,
         transport: asyncio.Transport | None = None,
+        rooms: Any = None,
     ) -> None:
         self.ws = ws
+        # The group chats' store, for the one room command that travels on this socket
+        # (remove_turns, §9); typed loosely so the chat area does not import the rooms one.
+        self.rooms = rooms
         self.state = state
         self.chats = chats
         self.user = user

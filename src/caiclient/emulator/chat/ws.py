@@ -16,6 +16,7 @@ from aiohttp import WSMsgType, web
 from .._http import socket_user
 from .._util import decode_json
 from ..faults import FAULTS
+from ..rooms.store import ROOMS
 from ..state import STATE
 from .commands import COMMANDS, UNLIMITED, Command
 from .connection import MAX_CLIENT_FRAME, MAX_IN_FLIGHT, Connection, RequestError
@@ -89,7 +90,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     # A client frame above MAX_CLIENT_FRAME makes aiohttp close the socket with 1009.
     ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_CLIENT_FRAME)
     await ws.prepare(request)
-    conn = Connection(ws, state, request.app[CHAT], user, faults, request.transport)
+    rooms = request.app.get(ROOMS)
+    conn = Connection(ws, state, request.app[CHAT], user, faults, request.transport, rooms)
     silence = faults.on_chat_socket()
     if silence is not None:
         conn.silence(silence)

@@ -25,6 +25,7 @@ from ..wire import (
     Editor,
     GenerateCandidatePayload,
     GenerationMode,
+    PrimaryCandidatePayload,
     Turn,
     TurnKey,
     WireTurn,
@@ -240,6 +241,24 @@ def edit_turn_candidate(session: Session, request_id: object, payload: Any) -> W
     return work
 
 
+def update_primary_candidate(session: Session, request_id: object, payload: Any) -> Work:
+    """Choose which candidate of a turn the room shows (our choice where §9 is silent: an
+    rpc like the others, answered by an ``update_turn`` push of the turn, every member
+    seeing the choice)."""
+    req = msgspec.convert(payload, PrimaryCandidatePayload)
+    rec, turn = _turn(session, req.turn_key)
+    if all(c.candidate_id != req.candidate_id for c in turn.candidates):
+        raise RpcError(404, "Turn candidate not found")
+
+    def work() -> None:
+        turn.primary_candidate_id = req.candidate_id
+        turn.last_update_time = now_iso()
+        session.rooms.save_turn(rec, turn)
+        _publish(session.rooms, rec, "update_turn", request_id, turn, bot=False)
+
+    return work
+
+
 def abort_generation(session: Session, request_id: object, payload: Any) -> Work:
     """Stop the caller's room generation whose request had this ``request_id``; the rpc is
     acknowledged either way (an unknown or finished one is ignored)."""
@@ -256,6 +275,7 @@ COMMANDS: dict[str, Callable[[Session, object, Any], Work]] = {
     "generate_turn": generate_turn,
     "generate_turn_candidate": generate_turn_candidate,
     "edit_turn_candidate": edit_turn_candidate,
+    "update_primary_candidate": update_primary_candidate,
     "abort_generation": abort_generation,
 }
 

@@ -211,6 +211,8 @@ def _plan(
             title = new_title
         elif op.op in ("add", "remove") and path == f"{base}/characters":
             _patch_cast(request, user, characters, op)
+        elif op.op == "replace" and path == f"{base}/settings":
+            _check_settings(op.value)
         else:
             raise _error(400, f"Unsupported patch operation: {op.op} {op.path}")
     if not characters:
@@ -218,6 +220,24 @@ def _plan(
     if len(characters) > rec.room.settings.character_limit:
         raise _error(400, "Character limit reached")
     return title, characters
+
+
+_SETTABLE = ("anyone_can_join", "require_approval", "auto_smart_reply", "smart_reply_timer")
+
+
+def _check_settings(value: dict[str, Any]) -> None:
+    """A settings change (our choice of path where §9 names only the keys): booleans of
+    the four switches only."""
+    if not value or any(k not in _SETTABLE or not isinstance(v, bool) for k, v in value.items()):
+        raise _error(400, "Invalid settings")
+
+
+def _apply_settings(rec: RoomRecord, ops: list[_PatchOp]) -> None:
+    base = f"/muroom/{rec.room.id}/settings"
+    for op in ops:
+        if op.op == "replace" and op.path.rstrip("/") == base:
+            for key, value in op.value.items():
+                setattr(rec.room.settings, key, value)
 
 
 def _patch_cast(request: web.Request, user: User, characters: list[str], op: _PatchOp) -> None:
@@ -234,7 +254,8 @@ def _patch_cast(request: web.Request, user: User, characters: list[str], op: _Pa
 
 
 async def patch_room(request: web.Request) -> web.Response:
-    """``PATCH /muroom/{id}/`` with a JSON-Patch array: rename, add/remove characters."""
+    """``PATCH /muroom/{id}/`` with a JSON-Patch array: rename, add/remove characters,
+    change settings."""
     user = _user(request)
     rec = _room_or_404(request, user)
     ops: list[_PatchOp] = await _body(request, list[_PatchOp])
@@ -243,6 +264,7 @@ async def patch_room(request: web.Request) -> web.Response:
     added = [c for c in characters if c not in old]
     removed = [c for c in old if c not in characters]
     rec.room.title, rec.room.characters = title, characters
+    _apply_settings(rec, ops)
     _rooms(request).save(rec)
     return json_response(
         {

@@ -22,10 +22,11 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from .._http import socket_user
 from .._util import encode, new_id
+from ..faults import FAULTS, Faults
 from ..state import STATE, State
 from ..store import Store, User
 from .commands import COMMANDS, RpcError
-from .store import ROOMS, RoomStore
+from .store import ROOMS, Channel, RoomStore
 
 __all__ = ["Session", "split_objects", "websocket"]
 
@@ -79,8 +80,18 @@ def split_objects(text: str) -> tuple[list[Any], bool]:
 class Session:
     """One authenticated socket: its subscriptions and its queue of outgoing frames."""
 
-    def __init__(self, ws: web.WebSocketResponse, user: User, rooms: RoomStore, state: State):
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        user: User,
+        rooms: RoomStore,
+        state: State,
+        faults: Faults | None = None,
+        transport: asyncio.BaseTransport | None = None,
+    ) -> None:
         self.ws = ws
+        self.faults = faults or Faults()
+        self._transport = transport
         self.user = user
         self.rooms = rooms
         self.state = state
@@ -144,10 +155,24 @@ class Session:
             frame = await self._queue.get()
             if self._queue.qsize() < READ_PAUSE:
                 self._readable.set()
+            if not await self._fault_allows():
+                return
             try:
                 await self.ws.send_frame(frame, WSMsgType.TEXT)
             except (ConnectionError, RuntimeError):
                 return
+
+    async def _fault_allows(self) -> bool:
+        """Carry out an injected drop or close of this socket (``socket="rooms"`` faults)."""
+        action = self.faults.on_socket_frame("rooms")
+        if action.drop:
+            if isinstance(self._transport, asyncio.Transport):
+                self._transport.abort()  # Like a dead network: no close frame.
+            return False
+        if action.close_code is not None:
+            await self.ws.close(code=action.close_code, message=b"injected fault")
+            return False
+        return True
 
     async def pinger(self) -> None:
         """Ping with ``{}`` every interval; close with "no pong" if the last one went
@@ -227,8 +252,25 @@ def _subscribe(session: Session, cid: int, params: dict[str, Any]) -> None:
         state = session.rooms.channel(channel)
         state.subscribers.add(session)
         session.channels.add(channel)
-        body = {"recoverable": True, "epoch": state.epoch, "positioned": True}
-        session.reply(cid, "subscribe", body)
+        session.reply(cid, "subscribe", _subscribed(state, params))
+
+
+def _subscribed(state: Channel, params: dict[str, Any]) -> dict[str, Any]:
+    """The subscribe reply; with ``recover`` (and the last ``offset`` and ``epoch`` the client
+    saw) it carries the publications missed since, or ``recovered: false`` when they are
+    no longer all kept (Centrifugo's recovery)."""
+    body: dict[str, Any] = {
+        "recoverable": True,
+        "epoch": state.epoch,
+        "positioned": True,
+        "offset": state.offset,
+    }
+    offset, epoch = params.get("offset"), params.get("epoch")
+    if params.get("recover") is True and isinstance(offset, int) and isinstance(epoch, str):
+        missed = state.since(offset, epoch)
+        body["recovered"] = missed is not None
+        body["publications"] = missed or []
+    return body
 
 
 def _unsubscribe(session: Session, cid: int, params: dict[str, Any]) -> None:
@@ -292,7 +334,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_CLIENT_FRAME)
     await ws.prepare(request)
-    session = Session(ws, user, request.app[ROOMS], state)
+    session = Session(ws, user, request.app[ROOMS], state, request.app[FAULTS], request.transport)
     state.sockets.add(ws)
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(session.writer()), loop.create_task(session.pinger())]

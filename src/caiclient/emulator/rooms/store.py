@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from bisect import bisect_left
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -45,6 +46,8 @@ ROLE_OWNER = "ROLE_OWNER"
 ROLE_MEMBER = "ROLE_MEMBER"
 MEMBER_STATE = "STATE_ACTIVE"
 PING_INTERVAL = 25.0
+# Publications kept per channel for recovery (Centrifugo's history_size; our choice).
+HISTORY_SIZE = 1000
 
 
 class RoomSettings(msgspec.Struct):
@@ -108,6 +111,18 @@ class Channel:
     epoch: str
     offset: int = 0
     subscribers: set[Subscriber] = field(default_factory=set)
+    # The last publications, for clients that come back and ask what they missed.
+    history: deque[tuple[int, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY_SIZE))
+
+    def since(self, offset: int, epoch: str) -> list[dict[str, Any]] | None:
+        """The publications after ``offset`` of ``epoch``, or None when they are not all
+        kept any more (another epoch, or older than the history)."""
+        if epoch != self.epoch or offset > self.offset:
+            return None
+        oldest = self.history[0][0] if self.history else self.offset + 1
+        if offset + 1 < oldest:
+            return None
+        return [{"data": data, "offset": at} for at, data in self.history if at > offset]
 
 
 def _join_token() -> str:
@@ -173,6 +188,14 @@ class RoomStore:
         self.persist.delete("room", room_id)
         self.close_channel(f"room:{room_id}")
 
+    def remove_turns(self, rec: RoomRecord, turn_ids: list[str]) -> list[str]:
+        """Delete these turns of the room (unknown ids are ignored); the ids removed."""
+        gone = [t for t in turn_ids if t in rec.by_id]
+        for turn_id in gone:
+            rec.turns.remove(rec.by_id.pop(turn_id))
+            self.persist.delete("room_turn", f"{rec.room.id}/{turn_id}")
+        return gone
+
     def characters_of(self, rec: RoomRecord) -> list[SeedCharacter]:
         """The room's characters that still exist, in room order."""
         found = (self.core.characters.get(cid) for cid in rec.room.characters)
@@ -217,6 +240,7 @@ class RoomStore:
         """Queue one publication for every subscriber: encoded once, offset +1 per channel."""
         channel = self.channel(name)
         channel.offset += 1
+        channel.history.append((channel.offset, data))
         pub = {"data": data, "offset": channel.offset}
         frame = encode({"push": {"channel": name, "pub": pub}})
         for subscriber in channel.subscribers:
