@@ -330,3 +330,19 @@ def answer_with(command: str, **fields: Any) -> Script:
 def refuse(comment: str, error_code: int = 400, **fields: Any) -> Script:
     """A script answering with a ``neo_error`` frame."""
     return answer_with("neo_error", comment=comment, error_code=error_code, **fields)
+
+
+def forwarding(real: Any, token: str | None = None, *, timeout: float = 30.0) -> Any:
+    """A MockTransport handler that passes every request on to a real transport (to reach
+    the emulator), so that MockTransport records what was sent.
+
+    A handler sees the Request only, not the client's headers, so the token's
+    ``Authorization`` header is added here (none when ``token`` is None, as for logins).
+    """
+    headers = {"Authorization": f"Token {token}"} if token else {}
+
+    async def forward(request: Request) -> Response:
+        response: Response = await real.request(request, headers=headers, timeout=timeout)
+        return response
+
+    return forward
