@@ -338,6 +338,8 @@ def forwarding(real: Any, token: str | None = None, *, timeout: float = 30.0) ->
 
     A handler sees the Request only, not the client's headers, so the token's
     ``Authorization`` header is added here (none when ``token`` is None, as for logins).
+    A streamed request is forwarded whole: MockTransport yields its body in one chunk,
+    under the request's URL (a redirect the real transport followed does not show).
     """
     headers = {"Authorization": f"Token {token}"} if token else {}
 
