@@ -242,19 +242,26 @@ class Neo:
     def sent(self, command: str) -> list[dict[str, Any]]:
         return [f for f in self.frames if f.get("command") == command]
 
-    async def wait_for(self, command: str, timeout: float = 5.0) -> dict[str, Any]:
-        """The first frame of ``command``, waiting for it up to ``timeout`` seconds."""
+    async def wait_until(
+        self, found: Callable[[list[dict[str, Any]]], Any], timeout: float = 5.0
+    ) -> Any:
+        """Wait (up to ``timeout`` seconds) until ``found(frames)`` is truthy; return it."""
 
-        async def arrival() -> dict[str, Any]:
+        async def arrival() -> Any:
             while True:
-                found = self.sent(command)
-                if found:
-                    return found[0]
+                result = found(self.frames)
+                if result:
+                    return result
                 waiter = asyncio.Event()
                 self._waiters.append(waiter)
                 await waiter.wait()
 
         return await asyncio.wait_for(arrival(), timeout)
+
+    async def wait_for(self, command: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The first frame of ``command``, waiting for it up to ``timeout`` seconds."""
+        frames: list[dict[str, Any]] = await self.wait_until(lambda _: self.sent(command), timeout)
+        return frames[0]
 
 
 def push(ws: MockWebSocket, command: str, request_id: str | None, **fields: Any) -> None:
