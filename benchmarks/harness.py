@@ -62,6 +62,14 @@ FULL: dict[str, Any] = {
     "cap_duration": 5.0,
     "worker_timeout": 600.0,
     "retry_after": 20.0,
+    "bridge_messages": 200,
+    "bridge_conversations": 500,
+    "bridge_pg": True,
+    "bridge_pg_conversations": 100,
+    "archive_turns": 1_000_000,
+    "archive_small_turns": 10_000,
+    "backup_chats": 100,
+    "backup_messages": 100,
 }
 SMOKE: dict[str, Any] = {
     "repeats": 1,
@@ -83,8 +91,25 @@ SMOKE: dict[str, Any] = {
     "cap_duration": 1.0,
     "worker_timeout": 60.0,
     "retry_after": 0.0,
+    "bridge_messages": 5,
+    "bridge_conversations": 10,
+    "bridge_pg": False,
+    "bridge_pg_conversations": 0,
+    "archive_turns": 2_000,
+    "archive_small_turns": 1_000,
+    "backup_chats": 4,
+    "backup_messages": 5,
 }
-SECTIONS = ("cpu", "concurrency", "latency", "memory", "startup", "capacity")
+SECTIONS = (
+    "cpu",
+    "concurrency",
+    "latency",
+    "memory",
+    "startup",
+    "capacity",
+    "bridge",
+    "archive",
+)
 OURS = (("ours", "curl"), ("ours", "aiohttp"))
 
 
@@ -701,6 +726,33 @@ class Suite:
             ),
             Row("6. load generator CPU", "cores", [r["loader_cpu"] for r in rates]),
         ]
+
+    def bridge(self) -> None:
+        """The OpenAI-compatible bridge against the direct client (benchmarks/bridge.py)."""
+        from .bridge import rows
+
+        s = self.sizes
+        keys = ("bridge_messages", "bridge_conversations", "bridge_pg", "bridge_pg_conversations")
+        runs = []
+        for repeat in range(s["repeats"]):
+            with emulator() as target:
+                spec = {**target.spec(), **{k: s[k] for k in keys}}
+                result = run_worker(
+                    {**spec, "impl": "bridge", "task": "bridge"}, s["worker_timeout"]
+                )
+            self.log(f"  bridge #{repeat + 1}: {_brief(result)}")
+            runs.append(result)
+            self.problems += check_completion("bridge", result, s["bridge_conversations"])
+            if result.get("error_count"):
+                self.problems.append(f"bridge: {result['error_count']} errors {result['errors']}")
+        self.raw["bridge"] = runs
+        self.rows += rows(runs, s, Row, _at_most)
+
+    def archive(self) -> None:
+        """Benchmark 8, the archive: see benchmarks/archive.py."""
+        from . import archive
+
+        archive.run(self)
 
     def profile(self) -> None:
         """Run ours (curl) for benchmarks 1–3 once more under pyinstrument; text to files."""

@@ -109,3 +109,12 @@ async def client(request: pytest.FixtureRequest, emu: Emulator) -> AsyncIterator
         yield SyncAsAsync(sync)
     finally:
         await asyncio.to_thread(sync.close)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """One real PostgreSQL server for the whole session (tests/pg.py); fails if it cannot start."""
+    from pg import PostgresServer
+
+    with PostgresServer() as server:
+        yield server

@@ -13,7 +13,11 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 EXAMPLE = re.compile(r"<!-- example: (\S+) -->\n```python\n(.*?)```", re.DOTALL)
 EXAMPLES = dict(EXAMPLE.findall(README.read_text(encoding="utf-8")))
 # What each example must print: proof that it did its work, not just that it exited.
-EXPECTED = {"emulator": "Hello there", "sync": "Hello from sync code"}
+EXPECTED = {
+    "bridge": "Hello through the bridge",
+    "emulator": "Hello there",
+    "sync": "Hello from sync code",
+}
 
 
 def test_readme_has_examples_and_quick_start() -> None:

@@ -8,7 +8,7 @@ coroutine API; the plain name is the blocking twin.
 
 from . import auth
 from ._config import ClientOptions
-from ._core import ClientStats
+from ._core import ClientStats, RawBody
 from ._validate import RATING_LABELS
 from .auth import AsyncAuth
 from .client import AsyncClient
@@ -30,6 +30,7 @@ from .errors import (
     PersonaNotFound,
     ProtocolError,
     RateLimited,
+    RoomNotFound,
     ServerError,
     Timeout,
     TransportError,
@@ -64,6 +65,7 @@ from .sync import Auth, Client
 __version__ = "0.1.0"
 
 __all__ = [
+    "RATING_LABELS",
     "AsyncAuth",
     "AsyncClient",
     "Auth",
@@ -94,11 +96,12 @@ __all__ = [
     "PersonaNotFound",
     "ProtocolError",
     "PublicUser",
-    "RATING_LABELS",
     "RateLimited",
+    "RawBody",
     "ReplyAccumulator",
     "ReplyChunk",
     "RetryPolicy",
+    "RoomNotFound",
     "ServerError",
     "Settings",
     "Timeout",

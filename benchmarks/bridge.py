@@ -1,0 +1,259 @@
+"""Benchmarks of the OpenAI-compatible bridge (``make bench``, section ``bridge``).
+
+One worker (``python -m benchmarks.worker``, impl ``bridge``) against the emulator process
+of the harness. The bridge runs in processes of its own (``python -m benchmarks.bridge
+URL TOKEN STATE``), so its CPU time is read from /proc; the direct client runs in the worker.
+
+- latency: sequential streamed turns of one conversation through the bridge and, alternating,
+  ``chats.stream`` directly on another chat: request → first delta, p50 and p99 of each;
+- concurrency: ``conversations`` streamed completions at once over as many conversations (each
+  its second turn), then the same number of direct ``chats.stream``; errors, replies in the
+  wrong conversation (Echo starts each reply with the message), CPU per completion of the
+  bridge process against the worker's for the direct client;
+- postgres (full run only): two bridge processes on one PostgreSQL (tests/pg.py), the same
+  concurrent batch spread over both: throughput and per-request latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TASKS"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cpu_of(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _start_bridge(spec: dict[str, Any], state: str) -> tuple[asyncio.subprocess.Process, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "benchmarks.bridge", spec["url"], spec["token"], state,
+        cwd=ROOT, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 60)
+    return proc, line.decode().strip()
+
+
+async def _ask(
+    http: Any, url: str, character: str, conv: str, messages: list[Any]
+) -> tuple[float, str]:
+    """One streamed completion: (seconds to the first delta, the whole text)."""
+    body = {"model": character, "stream": True, "messages": messages}
+    started = time.perf_counter()
+    first = None
+    text = []
+    async with http.post(
+        url + "/v1/chat/completions", json=body, headers={"X-Conversation-Id": conv}
+    ) as r:
+        if r.status != 200:
+            raise RuntimeError(f"HTTP {r.status}: {(await r.read())[:200]!r}")
+        async for line in r.content:
+            if not line.startswith(b"data: {"):
+                continue
+            choice = json.loads(line[6:])["choices"]
+            if choice and choice[0]["delta"].get("content"):
+                first = first or time.perf_counter() - started
+                text.append(choice[0]["delta"]["content"])
+    return first or 0.0, "".join(text)
+
+
+def _q(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def _direct_first(client: Any, chat: Any, text: str) -> float:
+    started = time.perf_counter()
+    first = None
+    async for chunk in client.chats.stream(chat, text):
+        if chunk.delta and first is None:
+            first = time.perf_counter() - started
+    return first or 0.0
+
+
+async def _latency(spec: dict[str, Any], http: Any, client: Any, url: str) -> dict[str, float]:
+    character, n = spec["character_id"], spec["bridge_messages"]
+    chat, _ = await client.chats.create(character)
+    messages: list[dict[str, str]] = []
+    ours, direct = [], []
+    for i in range(n + 3):
+        messages.append({"role": "user", "content": f"latency {i}"})
+        took, text = await _ask(http, url, character, "latency", messages)
+        messages.append({"role": "assistant", "content": text})
+        took_direct = await _direct_first(client, chat, f"direct {i}")
+        if i >= 3:  # warm-up
+            ours.append(took)
+            direct.append(took_direct)
+    return {
+        "lat_bridge_p50": _q(ours, 0.5), "lat_bridge_p99": _q(ours, 0.99),
+        "lat_direct_p50": _q(direct, 0.5), "lat_direct_p99": _q(direct, 0.99),
+    }  # fmt: skip
+
+
+async def _batch(
+    http: Any, urls: list[str], character: str, count: int, tag: str, pid: int = 0
+) -> dict[str, Any]:
+    """``count`` conversations: a first turn each (not measured), then all second turns at once."""
+    firsts: dict[int, str] = {}
+
+    async def first(i: int) -> None:
+        _, firsts[i] = await _ask(
+            http,
+            urls[i % len(urls)],
+            character,
+            f"{tag}{i}",
+            [{"role": "user", "content": f"{tag} first {i}"}],
+        )
+
+    await asyncio.gather(*(first(i) for i in range(count)))
+    errors: list[str] = []
+    misrouted = 0
+    latencies: list[float] = []
+
+    async def second(i: int) -> None:
+        nonlocal misrouted
+        text = f"{tag} second {i} please"
+        messages = [
+            {"role": "user", "content": f"{tag} first {i}"},
+            {"role": "assistant", "content": firsts[i]},
+            {"role": "user", "content": text},
+        ]
+        try:
+            took, reply = await _ask(http, urls[i % len(urls)], character, f"{tag}{i}", messages)
+        except Exception as exc:  # noqa: BLE001 - counted, the run fails on any
+            errors.append(f"{type(exc).__name__}: {exc}")
+            return
+        latencies.append(took)
+        misrouted += not reply.startswith(text)
+
+    cpu = _cpu_of(pid) if pid else 0.0
+    started = time.perf_counter()
+    await asyncio.gather(*(second(i) for i in range(count)))
+    wall = time.perf_counter() - started
+    cpu = (_cpu_of(pid) - cpu) / count if pid else 0.0
+    return {
+        "bridge_cpu": cpu, "errors": errors[:5], "error_count": len(errors),
+        "misrouted": misrouted, "wall": wall, "p50": _q(latencies, 0.5),
+        "p99": _q(latencies, 0.99), "completed": len(latencies),
+    }  # fmt: skip
+
+
+async def _direct_batch(client: Any, character: str, count: int) -> dict[str, float]:
+    chats = await asyncio.gather(*(client.chats.create(character) for _ in range(count)))
+    cpu = time.process_time()
+    started = time.perf_counter()
+
+    async def one(chat: Any, i: int) -> None:
+        async for _ in client.chats.stream(chat, f"direct {i}"):
+            pass
+
+    await asyncio.gather(*(one(chat, i) for i, (chat, _) in enumerate(chats)))
+    return {
+        "direct_cpu": (time.process_time() - cpu) / count,
+        "direct_wall": time.perf_counter() - started,
+    }
+
+
+async def _postgres(spec: dict[str, Any], http: Any) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from pg import PostgresServer
+
+    with PostgresServer() as server:
+        procs = [await _start_bridge(spec, server.url) for _ in range(2)]
+        try:
+            result = await _batch(
+                http,
+                [u for _, u in procs],
+                spec["character_id"],
+                spec["bridge_pg_conversations"],
+                "pg",
+            )
+        finally:
+            for proc, _ in procs:
+                proc.terminate()
+                await proc.wait()
+    return {f"pg_{k}": v for k, v in result.items()}
+
+
+async def bridge(spec: dict[str, Any]) -> dict[str, Any]:
+    import aiohttp
+
+    from caiclient import AsyncClient, Endpoints
+
+    folder = tempfile.mkdtemp(prefix="caiclient-bench-bridge-")
+    proc, url = await _start_bridge(spec, f"sqlite:///{folder}/state.sqlite3")
+    result: dict[str, Any] = {}
+    try:
+        limits = aiohttp.TCPConnector(limit=0)
+        async with (
+            aiohttp.ClientSession(
+                connector=limits, timeout=aiohttp.ClientTimeout(total=300)
+            ) as http,
+            AsyncClient(spec["token"], endpoints=Endpoints.local(spec["url"])) as client,
+        ):
+            result.update(await _latency(spec, http, client, url))
+            count = spec["bridge_conversations"]
+            result.update(await _batch(http, [url], spec["character_id"], count, "c", proc.pid))
+            result.update(await _direct_batch(client, spec["character_id"], count))
+            if spec.get("bridge_pg"):
+                result.update(await _postgres(spec, http))
+    finally:
+        proc.terminate()
+        await proc.wait()
+    return result
+
+
+async def _serve(url: str, token: str, state: str) -> None:
+    from caiclient import AsyncClient, Endpoints
+    from caiclient.bridge import serve
+
+    async with AsyncClient(token, endpoints=Endpoints.local(url)) as client:
+        await serve(client, port=0, state=state, started=lambda u: print(u, flush=True))
+
+
+TASKS = {"bridge": bridge}
+
+
+def rows(runs: list[dict[str, Any]], sizes: dict[str, Any], row: Any, at_most: Any) -> list[Any]:
+    """The table rows of the harness (``row`` is harness.Row, ``at_most`` its judge)."""
+    n = sizes["bridge_conversations"]
+    out = [
+        row("7. bridge: request to first delta p50", "ms", [r["lat_bridge_p50"] for r in runs],
+            [r["lat_direct_p50"] for r in runs], "minus", "≤ +2 ms", at_most(0.002), scale=1e3),
+        row("7. bridge: request to first delta p99", "ms", [r["lat_bridge_p99"] for r in runs],
+            [r["lat_direct_p99"] for r in runs], "minus", "≤ +5 ms", at_most(0.005), scale=1e3),
+        row(f"7. bridge: CPU per completion, {n} at once", "µs", [r["bridge_cpu"] for r in runs],
+            [r["direct_cpu"] for r in runs], "ratio", "≤ 1.5×", at_most(1.5), scale=1e6),
+        row(f"7. bridge: {n} concurrent completions, wall", "s", [r["wall"] for r in runs],
+            [r["direct_wall"] for r in runs], "ratio"),
+    ]  # fmt: skip
+    pg = [r for r in runs if "pg_wall" in r]
+    if pg:
+        m = sizes["bridge_pg_conversations"]
+        out += [
+            row(f"7. bridge: 2 processes on PostgreSQL, {m} at once", "req/s",
+                [m / r["pg_wall"] for r in pg]),
+            row("7. bridge on PostgreSQL: first delta p50", "ms", [r["pg_p50"] for r in pg],
+                scale=1e3),
+            row("7. bridge on PostgreSQL: first delta p99", "ms", [r["pg_p99"] for r in pg],
+                scale=1e3),
+        ]  # fmt: skip
+    return out
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(*sys.argv[1:4]))

@@ -1,0 +1,594 @@
+"""The bridge's HTTP layer (aiohttp.web): routes, SSE, errors, authentication.
+
+``create_app`` builds an ``aiohttp.web.Application`` users can run or mount;
+``serve`` runs one until cancelled; ``running`` is the same as an async context manager
+(for tests and embedding). Routes, with or without the ``/v1`` prefix (SillyTavern adds
+its own paths to whatever base URL was typed; doubled slashes are tolerated):
+``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /v1/models/{id}``; also
+``GET /health`` (no key needed) and, when enabled, ``GET /metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import ipaddress
+import logging
+import math
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from ..client import AsyncClient
+from ..errors import (
+    AuthError,
+    BlockedError,
+    CaiError,
+    CharacterNotFound,
+    Filtered,
+    NotFound,
+    RateLimited,
+    Timeout,
+    TransportError,
+    ValidationError,
+)
+from . import wire
+from .engine import BridgeConfig, Delta, Done, Engine, Finish, RequestContext
+from .metrics import CONTENT_TYPE, Metrics
+from .state import Busy, StateUnavailable, Store, open_store
+
+__all__ = ["LOOPBACK_HOSTS", "create_app", "running", "serve"]
+
+log = logging.getLogger("caiclient.bridge")
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+ENGINE = web.AppKey("caiclient_bridge_engine", Engine)
+SETTINGS = web.AppKey("caiclient_bridge_settings", dict)
+_BASE = r"/{base:/*(?:v1/+)?}"
+_SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+_CORS_HEADERS = (
+    "authorization, content-type, x-conversation-id, x-session-id, x-openwebui-chat-id, "
+    "openai-organization, openai-project"
+)
+_CONVERSATION_HEADERS = ("X-Conversation-Id", "X-Session-Id", "X-OpenWebUI-Chat-Id")
+
+
+# --- errors in OpenAI's shape -------------------------------------------------------------------
+
+
+def _mapping(exc: BaseException) -> tuple[int, str, str | None, dict[str, str]]:
+    """(status, type, code, extra headers) for an error (docs/bridge.md, "Errors")."""
+    if isinstance(exc, wire.WireError):
+        return exc.status, exc.type, exc.code, exc.headers
+    if isinstance(exc, RateLimited):
+        wait = str(max(1, math.ceil(exc.retry_after or 1)))
+        code = "conversation_busy" if isinstance(exc, Busy) else "rate_limit_exceeded"
+        return 429, "rate_limit_error", code, {"Retry-After": wait}
+    table: tuple[tuple[type[BaseException], int, str, str], ...] = (
+        (AuthError, 401, "authentication_error", "upstream_auth"),
+        (CharacterNotFound, 404, "invalid_request_error", "model_not_found"),
+        (NotFound, 404, "invalid_request_error", "not_found"),
+        (Filtered, 400, "invalid_request_error", "content_filter"),
+        (ValidationError, 400, "invalid_request_error", "invalid_request"),
+        (BlockedError, 502, "api_error", "upstream_blocked"),
+        (StateUnavailable, 503, "api_error", "state_unavailable"),
+        (Timeout, 504, "api_error", "timeout"),
+        (TransportError, 502, "api_error", "upstream_unavailable"),
+    )
+    for kind, status, type_, code in table:
+        if isinstance(exc, kind):
+            return status, type_, code, {}
+    return 502, "api_error", "upstream_error", {}
+
+
+def _error_response(exc: BaseException, ctx: RequestContext | None) -> web.Response:
+    status, type_, code, headers = _mapping(exc)
+    param = exc.param if isinstance(exc, wire.WireError) else None
+    message = exc.message if isinstance(exc, wire.WireError) else str(exc) or type(exc).__name__
+    headers = dict(headers)
+    if ctx is not None and ctx.side_effects and status >= 500:
+        headers["x-should-retry"] = "false"  # c.ai was changed: a blind retry could double it.
+    body = wire.error_body(message, type=type_, code=code, param=param)
+    return web.Response(body=body, status=status, headers=headers, content_type="application/json")
+
+
+def _http_error(exc: web.HTTPException) -> web.Response:
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+    message = {
+        404: "no such route; the bridge serves /v1/chat/completions and /v1/models",
+        413: "the request body is larger than the bridge accepts",
+    }.get(exc.status, exc.reason)
+    body = wire.error_body(message, code=codes.get(exc.status))
+    return web.Response(body=body, status=exc.status, content_type="application/json")
+
+
+# --- middlewares --------------------------------------------------------------------------------
+
+
+def _host_allowed(host: str, allowed: frozenset[str]) -> bool:
+    host = host.lower()
+    if host.startswith("["):
+        name = host.split("]", 1)[0] + "]"
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return name in allowed or name.strip("[]") in allowed or name.endswith(".localhost")
+
+
+def _cors_headers(request: web.Request, origins: frozenset[str]) -> dict[str, str]:
+    origin = request.headers.get("Origin")
+    if origin is None or not (origin in origins or "*" in origins):
+        return {}
+    asked = request.headers.get("Access-Control-Request-Headers", "")
+    extra = [h.strip() for h in asked.split(",") if h.strip().lower().startswith("x-stainless-")]
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Vary": "Origin",
+        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+        "Access-Control-Allow-Headers": ", ".join([_CORS_HEADERS, *extra]),
+        "Access-Control-Max-Age": "600",
+    }
+
+
+def _authorised(request: web.Request, key: bytes) -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), key)
+
+
+def _middleware(settings: Mapping[str, Any], metrics: Metrics) -> Callable[..., Any]:
+    allowed: frozenset[str] | None = settings["allowed_hosts"]
+    origins: frozenset[str] = settings["cors"]
+    key: bytes | None = settings["api_key"]
+
+    @web.middleware
+    async def guard(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        route = request.match_info.route.name or "other"
+        if allowed is not None and not _host_allowed(request.host, allowed):
+            # A web page must not reach the user's c.ai session through DNS rebinding.
+            response: web.StreamResponse = web.Response(
+                body=wire.error_body(
+                    f"Host {request.host!r} is not allowed", code="forbidden_host"
+                ),
+                status=403,
+                content_type="application/json",
+            )
+        elif request.method == "OPTIONS":
+            cors = _cors_headers(request, origins)
+            response = web.Response(status=204 if cors else 403, headers=cors)
+        elif key is not None and route != "health" and not _authorised(request, key):
+            response = web.Response(
+                body=wire.error_body(
+                    "missing or wrong API key (Authorization: Bearer <key>)",
+                    code="invalid_api_key",
+                ),
+                status=401,
+                content_type="application/json",
+            )
+        else:
+            response = await _handle(request, handler, metrics)
+        if not response.prepared:
+            response.headers.update(_cors_headers(request, origins))
+        metrics.requests.labels(route, str(response.status)).inc()
+        return response
+
+    return guard
+
+
+async def _handle(
+    request: web.Request,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    metrics: Metrics,
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        return _http_error(exc)
+    except (CaiError, StateUnavailable) as exc:
+        metrics.errors.labels(type(exc).__name__).inc()
+        if not isinstance(exc, wire.WireError):
+            log.info("request failed: %s: %s", type(exc).__name__, exc)
+        return _error_response(exc, None)
+
+
+# --- chat completions ---------------------------------------------------------------------------
+
+
+def _context(request: web.Request, req: wire.ChatRequest) -> RequestContext:
+    conversation = req.conversation_id
+    for name in _CONVERSATION_HEADERS:
+        value = request.headers.get(name, "").strip()
+        if value:
+            conversation = value
+            break
+    try:
+        retry = int(request.headers.get("x-stainless-retry-count", "0"))
+    except ValueError:
+        retry = 0
+    return RequestContext(conversation=conversation, retry=max(0, retry))
+
+
+async def _completions(request: web.Request) -> web.StreamResponse:
+    engine = request.app[ENGINE]
+    settings = request.app[SETTINGS]
+    body = await request.read()
+    req = wire.parse_request(body, max_n=engine.config.max_n)
+    ctx = _context(request, req)
+    events = engine.complete(req, ctx)
+    answer = _Answer(request, req, ctx, settings["ping_interval"])
+    engine.metrics.in_flight.inc()
+    try:
+        if req.stream:
+            return await answer.stream(events)
+        return await answer.whole(events)
+    except (CaiError, StateUnavailable) as exc:
+        engine.metrics.errors.labels(type(exc).__name__).inc()
+        if not isinstance(exc, wire.WireError):
+            log.info("request failed: %s: %s", type(exc).__name__, exc)
+        return _error_response(exc, ctx)
+    finally:
+        engine.metrics.in_flight.dec()
+        await events.aclose()
+
+
+class _Answer:
+    """One completion's response: held back until the first event (so early failures get
+    a real status), then a JSON body or an SSE stream."""
+
+    def __init__(
+        self, request: web.Request, req: wire.ChatRequest, ctx: RequestContext, ping: float
+    ) -> None:
+        self.request = request
+        self.req = req
+        self.ctx = ctx
+        self.ping = ping
+        self.id = "chatcmpl-" + os.urandom(12).hex()
+        self.created = int(time.time())
+        self.prompt = sum(len(m.text) for m in req.messages)
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-Request-Id": self.id,
+            "X-Usage-Estimated": "chars/4",
+            "X-Bridge-Action": "+".join(self.ctx.classes) or "none",
+        }
+
+    def usage(self, texts: Iterable[str]) -> dict[str, int]:
+        completion = sum(wire.estimate_tokens(t) for t in texts)
+        return wire.usage((self.prompt + 3) // 4, completion)
+
+    async def whole(self, events: AsyncIterator[Any]) -> web.StreamResponse:
+        texts: dict[int, list[str]] = {}
+        reasons: dict[int, str] = {}
+        async for event in events:
+            if isinstance(event, Delta):
+                texts.setdefault(event.index, []).append(event.text)
+            elif isinstance(event, Finish):
+                reasons[event.index] = event.reason
+            elif isinstance(event, Done):
+                choices = [("".join(texts.get(i, [])), reasons[i]) for i in sorted(reasons)]
+                body = wire.completion(
+                    self.id,
+                    self.created,
+                    self.req.model,
+                    choices,
+                    self.usage(t for t, _ in choices),
+                )
+                response = web.Response(
+                    body=body, content_type="application/json", headers=self.headers()
+                )
+                await response.prepare(self.request)
+                await response.write_eof()
+                await _resume(events)  # Delivered: the engine records it.
+                return response
+        raise CaiError("the answer ended early")  # pragma: no cover - the engine ends with Done
+
+    async def _first(self, events: AsyncIterator[Any]) -> tuple[Any, web.StreamResponse | None]:
+        """The first event; if it takes longer than the ping interval, the stream is opened
+        (200) so keep-alives can flow, and later failures become error events."""
+        task = asyncio.ensure_future(events.__anext__())
+        response: web.StreamResponse | None = None
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self.ping)
+                if done:
+                    return task.result(), response
+                if response is None:
+                    response = await self._open()
+                await response.write(wire.PING)
+        finally:
+            if not task.done():
+                task.cancel()
+                # Let the engine unwind before the generator is closed.
+                await asyncio.wait({task})
+
+    async def _open(self) -> web.StreamResponse:
+        response = web.StreamResponse(headers={**_SSE_HEADERS, **self.headers()})
+        await response.prepare(self.request)
+        return response
+
+    async def stream(self, events: AsyncIterator[Any]) -> web.StreamResponse:
+        first, response = await self._first(events)
+        if response is None:
+            response = await self._open()
+        writer = wire.ChunkWriter(self.id, self.created, self.req.model, self.req.include_usage)
+        pinger = _Pinger(response, self.ping)
+        try:
+            await self._pump(first, events, response, writer, pinger)
+        except (CaiError, StateUnavailable) as exc:
+            # Mid-stream: the status is sent; an error event, then the stream ends.
+            log.info("stream broke off: %s: %s", type(exc).__name__, exc)
+            _, type_, code, _ = _mapping(exc)
+            await response.write(wire.error_event(str(exc), type=type_, code=code))
+        except ConnectionError as exc:
+            log.info("the client went away mid-stream (%s)", exc)
+        finally:
+            pinger.stop()
+        return response
+
+    async def _pump(
+        self,
+        event: Any,
+        events: AsyncIterator[Any],
+        response: web.StreamResponse,
+        writer: wire.ChunkWriter,
+        pinger: _Pinger,
+    ) -> None:
+        opened: set[int] = set()
+        texts: list[str] = []
+        while True:
+            if isinstance(event, (Delta, Finish)) and event.index not in opened:
+                opened.add(event.index)
+                await response.write(writer.role(event.index))
+            if isinstance(event, Delta):
+                await response.write(writer.delta(event.index, event.text))
+            elif isinstance(event, Finish):
+                texts.append(event.text)
+                await response.write(writer.finish(event.index, event.reason))
+            elif isinstance(event, Done):
+                if self.req.include_usage:
+                    await response.write(writer.usage(self.usage(texts)))
+                await response.write(wire.DONE)
+                await response.write_eof()
+                await _resume(events)
+                return
+            pinger.touch()
+            event = await events.__anext__()
+
+
+async def _resume(events: AsyncIterator[Any]) -> None:
+    """Let the engine run past Done (it records the answer as delivered)."""
+    try:
+        await events.__anext__()
+    except StopAsyncIteration:
+        return
+
+
+class _Pinger:
+    """Writes ``: ping`` when a stream has been quiet for ``interval`` seconds."""
+
+    def __init__(self, response: web.StreamResponse, interval: float) -> None:
+        self._response = response
+        self._interval = interval
+        self._loop = asyncio.get_running_loop()
+        self._last = self._loop.time()
+        self._task: asyncio.Task[None] | None = None
+        self._handle = self._loop.call_later(interval, self._check)
+
+    def touch(self) -> None:
+        self._last = self._loop.time()
+
+    def _check(self) -> None:
+        idle = self._loop.time() - self._last
+        if idle >= self._interval and (self._task is None or self._task.done()):
+            self._task = self._loop.create_task(self._ping())
+            self._last = self._loop.time()
+            idle = 0.0
+        self._handle = self._loop.call_later(self._interval - idle, self._check)
+
+    async def _ping(self) -> None:
+        try:
+            await self._response.write(wire.PING)
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("keep-alive not sent: %s", exc)
+
+    def stop(self) -> None:
+        self._handle.cancel()
+        if self._task is not None:
+            self._task.cancel()
+
+
+# --- models, health, metrics --------------------------------------------------------------------
+
+
+async def _models(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    models = [wire.model_object(**_model_fields(m)) for m in await engine.models()]
+    return web.Response(body=wire.model_list(models), content_type="application/json")
+
+
+def _model_fields(model: Mapping[str, object]) -> dict[str, Any]:
+    return {
+        "model_id": str(model["id"]),
+        "name": str(model.get("name") or "") or None,
+        "created": int(model.get("created", 0)),  # type: ignore[call-overload]
+        "owned_by": str(model.get("owned_by", "character.ai")),
+    }
+
+
+async def _model(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    model_id = request.match_info["model_id"]
+    target = await engine.target(model_id)
+    item = wire.model_object(model_id, name=target.name, owned_by=target.creator)
+    return web.Response(body=msgspec.json.encode(item), content_type="application/json")
+
+
+async def _health(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    report = await engine_health(engine)
+    status = 200 if report["status"] == "ok" else 503
+    return web.Response(
+        body=msgspec.json.encode(report), status=status, content_type="application/json"
+    )
+
+
+async def engine_health(engine: Engine) -> dict[str, Any]:
+    """Upstream session and token state, and the state store's."""
+    token = "valid"
+    try:
+        await engine.client.account.me(timeout=10)
+    except AuthError:
+        token = "invalid"
+    except BlockedError:
+        token = "blocked"
+    except CaiError as exc:
+        token = f"unknown ({type(exc).__name__})"
+    state = "ok"
+    try:
+        await engine.store.ping()
+    except StateUnavailable:
+        state = "unavailable"
+    stats = engine.client.stats
+    return {
+        "status": "ok" if token == "valid" and state == "ok" else "degraded",
+        "upstream": {"token": token, "reconnects": stats.reconnects},
+        "state": state,
+    }
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = request.app[ENGINE].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+# --- the application ----------------------------------------------------------------------------
+
+
+def create_app(
+    client: AsyncClient,
+    *,
+    state: str | Store | None = None,
+    api_key: str | None = None,
+    aliases: Mapping[str, str] | None = None,
+    cors: Iterable[str] = (),
+    metrics: bool = False,
+    allowed_hosts: Iterable[str] | None = LOOPBACK_HOSTS,
+    max_body: int = 8 * 2**20,
+    ping_interval: float = 15.0,
+    config: BridgeConfig | None = None,
+) -> web.Application:
+    """The bridge as an aiohttp application over ``client`` (one socket for everything).
+
+    ``state``: ``sqlite:///path`` (default: a file in the user data directory),
+    ``postgresql://…``, or a :class:`~caiclient.bridge.state.Store`; it is opened when the
+    app starts and closed when it stops. ``api_key``: required as ``Authorization: Bearer``
+    on every route but ``/health``. ``allowed_hosts``: the Host headers accepted (the
+    default accepts loopback names only, against DNS rebinding; None accepts any).
+    ``cors``: origins allowed to call from a browser (none by default). ``metrics``: serve
+    ``GET /metrics``. ``config``: reconcile and policy options (:class:`BridgeConfig`);
+    ``aliases`` are merged into it.
+    """
+    config = config or BridgeConfig()
+    if aliases:
+        config = dataclasses.replace(config, aliases={**config.aliases, **aliases})
+    store = state if isinstance(state, Store) else open_store(state)
+    counters = Metrics()
+    engine = Engine(client, store, config, counters)
+    settings = {
+        "allowed_hosts": None
+        if allowed_hosts is None
+        else frozenset(h.lower() for h in allowed_hosts),
+        "cors": frozenset(cors),
+        "api_key": api_key.encode() if api_key else None,
+        "ping_interval": ping_interval,
+    }
+    app = web.Application(client_max_size=max_body, middlewares=[_middleware(settings, counters)])
+    app[ENGINE] = engine
+    app[SETTINGS] = settings
+    add = app.router.add_route
+    add("POST", _BASE + "chat/completions", _completions, name="completions")
+    add("GET", _BASE + "models", _models, name="models")
+    add("GET", _BASE + "models/{model_id:.+}", _model, name="model")
+    add("GET", "/health", _health, name="health")
+    if metrics:
+        add("GET", "/metrics", _metrics, name="metrics")
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        await store.open()
+        yield
+        await store.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@asynccontextmanager
+async def running(
+    app: web.Application, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[str]:
+    """Serve ``app`` on ``host:port`` (0: any free port) and yield its base URL
+    (``http://host:port``). Client disconnects cancel their request's handler, which stops
+    the generation. Stopped on the way out."""
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        server = site._server  # aiohttp exposes the bound port only here
+        sockets = getattr(server, "sockets", None) or []
+        bound = sockets[0].getsockname()[1] if sockets else port
+        shown = f"[{host}]" if ":" in host else host
+        yield f"http://{shown}:{bound}"
+    finally:
+        await runner.cleanup()
+
+
+async def serve(
+    client: AsyncClient,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    api_key: str | None = None,
+    started: Callable[[str], None] | None = None,
+    **options: Any,
+) -> None:
+    """Run the bridge until cancelled. Refuses a non-loopback ``host`` without ``api_key``
+    (ValidationError); off loopback the Host-header check is off (the key protects it).
+    ``started`` is called with the base URL once it listens; other keywords go to
+    :func:`create_app`."""
+    loopback = is_loopback(host)
+    if not loopback and not api_key:
+        raise ValidationError(
+            f"refusing to listen on {host!r} without an API key: anyone who can reach it "
+            "could use your Character.AI account (pass --api-key, or bind 127.0.0.1)"
+        )
+    if not loopback:
+        options.setdefault("allowed_hosts", None)
+    app = create_app(client, api_key=api_key, **options)
+    async with running(app, host=host, port=port) as url:
+        if started is not None:
+            started(url)
+        await asyncio.Event().wait()

@@ -1,0 +1,223 @@
+"""Request sequences shaped like SillyTavern's, Open WebUI's and LibreChat's (BRIDGE.md §4),
+with the exact c.ai operations (logger ``caiclient.bridge.ops``) and the final chats on the
+emulator; client retries, disconnects and restarts."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+
+from bridge_util import Bridge, bridge_on, sqlite_url, texts
+from caiclient.emulator import Emulator
+
+CARD = {"role": "system", "content": "Write Echo's next reply in a fictional chat."}
+ST_GREETING = {"role": "assistant", "content": "*Echo waves.* (the card's own greeting)"}
+
+
+@pytest.fixture
+async def bridge(emu: Emulator, tmp_path: Path) -> AsyncIterator[Bridge]:
+    async with bridge_on(emu, sqlite_url(tmp_path)) as b:
+        yield b
+
+
+class Ops:
+    """The c.ai operations the bridge performed since the last call."""
+
+    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
+        caplog.set_level(logging.INFO, logger="caiclient.bridge.ops")
+        self.caplog = caplog
+        self.seen = 0
+
+    def __call__(self) -> list[str]:
+        records = [r for r in self.caplog.records if r.name == "caiclient.bridge.ops"]
+        new, self.seen = records[self.seen :], len(records)
+        return [r.getMessage().split(" ", 1)[0] for r in new]
+
+
+async def ask(b: Bridge, messages: list[dict[str, str]], **extra: Any) -> tuple[int, str, str]:
+    """POST a completion; (status, X-Bridge-Action or error code, reply text)."""
+    headers = extra.pop("headers", None)
+    status, got, raw = await b.post({"model": b.echo, "messages": messages, **extra}, headers)
+    body = json.loads(raw)
+    if status != 200:
+        return status, body["error"]["code"], body["error"]["message"]
+    return status, got["X-Bridge-Action"], body["choices"][0]["message"]["content"]
+
+
+def reply(text: str) -> dict[str, str]:
+    return {"role": "assistant", "content": text}
+
+
+def user(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+async def test_sillytavern_session(bridge: Bridge, caplog: pytest.LogCaptureFixture) -> None:
+    ops = Ops(caplog)
+    chat = [CARD, ST_GREETING, user("Hi")]
+    status, action, a1 = await ask(bridge, chat)
+    assert (status, action) == (200, "first_contact+noise+new_turn")
+    assert ops() == ["create", "stream"]
+
+    status, action, a1_swipe = await ask(bridge, chat)  # swipe →: the identical request
+    assert (action, a1_swipe != a1) == ("swipe", True)
+    assert ops() == ["regenerate"]
+
+    chat += [reply(a1), user("Next")]  # swipe ← back to the first reply, then a message
+    status, action, a2 = await ask(bridge, chat)
+    assert action == "select+new_turn"
+    assert ops() == ["select", "stream"]
+
+    chat[-2:] = [reply(a1), user("Next")]
+    chat += [reply("I rewrote this reply by hand."), user("After the edit")]
+    status, action, a3 = await ask(bridge, chat)
+    assert action == "refresh+edit+new_turn"
+    assert ops() == ["history", "edit", "stream"]
+
+    chat[-1] = user("After the edit, reworded")  # edit the last message and send again
+    status, action, a3b = await ask(bridge, chat)
+    assert action == "edit_last_user+new_turn"
+    assert ops() == ["history", "delete", "stream"]  # the id of the user turn is read back
+
+    snapshot = texts(await bridge.history())
+    for shape, message in (
+        ("unsupported_continue", {"role": "system", "content": "[Continue your last message.]"}),
+        ("unsupported_instruction", {"role": "system", "content": "[Write as {{user}}.]"}),
+        ("unsupported_instruction", {"role": "system", "content": "Summarize the chat."}),
+    ):
+        status, code, _ = await ask(bridge, [*chat, reply(a3b), message])
+        assert (status, code) == (400, shape)
+    assert ops() == []
+    assert texts(await bridge.history()) == snapshot  # nothing written into the chat
+
+    # Delete the last exchange in ST (the reworded message and its reply), send another.
+    chat = [*chat[:-1], user("A different direction")]
+    status, action, _ = await ask(bridge, chat)
+    assert action == "edit_last_user+new_turn"
+    assert ops() == ["history", "delete", "stream"]
+
+    final = texts(await bridge.history())
+    assert [who for who, _ in final] == ["char", "user", "char", "user", "char", "user", "char"]
+    assert final[1][1] == ["Hi"]
+    assert final[2][1][0] == a1 and a1_swipe in final[2][1]  # primary: the chosen swipe
+    assert final[3][1] == ["Next"]
+    assert final[4][1][0] == "I rewrote this reply by hand." and a2 in final[4][1]
+    assert final[5][1] == ["A different direction"]
+    assert a3 not in str(final) and a3b not in str(final)
+
+    # A branch from the first reply: a new chat; the original is left as it was.
+    branch = [CARD, ST_GREETING, user("Hi"), reply(a1), user("Branching off")]
+    branch += [reply("An invented reply"), user("Deeper in the branch")]
+    status, action, _ = await ask(bridge, branch)
+    assert action.startswith("branch")
+    assert ops()[:2] == ["copy", "history"]
+    chats = await bridge.client.chats.recent(bridge.echo)
+    assert len(chats) == 2
+    assert (
+        texts(await bridge.history(chats[1].chat_id)) == final
+        or texts(await bridge.history(chats[0].chat_id)) == final
+    )
+
+
+async def test_open_webui_conversation_and_title_task(
+    bridge: Bridge, caplog: pytest.LogCaptureFixture
+) -> None:
+    ops = Ops(caplog)
+    owui = {"X-OpenWebUI-Chat-Id": "owui-chat-1"}
+    status, action, a1 = await ask(bridge, [user("Hello")], headers=owui)
+    assert (status, action) == (200, "first_contact+new_turn")
+    status, action, _ = await ask(bridge, [user("Hello"), reply(a1), user("More")], headers=owui)
+    assert action == "new_turn"
+    before = texts(await bridge.history())
+    title = (
+        "### Task:\nGenerate a concise, 3-5 word title with an emoji summarizing the chat "
+        "history.\n### Chat History:\n<chat_history>\nUSER: Hello\n"
+        f"ASSISTANT: {a1}\n</chat_history>"
+    )
+    ops()
+    status, action, _ = await ask(bridge, [user(title)], headers=owui)
+    assert (status, action) == (200, "task")
+    assert ops() == ["create", "stream", "delete"]
+    chats = await bridge.client.chats.recent(bridge.echo)
+    histories = [texts(await bridge.history(c.chat_id)) for c in chats]
+    assert sorted(histories, key=len) == [[], before]  # the scratch chat is empty again
+    # Regenerate in Open WebUI (a sibling): a swipe of the same turn.
+    status, action, _ = await ask(bridge, [user("Hello"), reply(a1), user("More")], headers=owui)
+    assert action == "swipe"
+    # The same words in another Open WebUI chat are another conversation.
+    status, action, _ = await ask(bridge, [user("Hello")], headers={"X-OpenWebUI-Chat-Id": "2"})
+    assert action == "first_contact+new_turn"
+
+
+async def test_librechat_conversation_header_and_title(
+    bridge: Bridge, caplog: pytest.LogCaptureFixture
+) -> None:
+    ops = Ops(caplog)
+    lc = {"X-Conversation-Id": "lc-42"}
+    body = {"user": "librechat-user-1", "stream": True, "temperature": 1, "top_p": 1}
+    status, headers, raw = await bridge.post(
+        {"model": bridge.echo, "messages": [user("Hey")], **body}, lc
+    )
+    assert status == 200 and headers["X-Bridge-Action"] == "first_contact+new_turn"
+    assert raw.endswith(b"data: [DONE]\n\n")
+    prompt = (
+        "Provide a concise, 5-word-or-less title for the conversation, using title case "
+        "conventions. Only return the title itself.\n\nConversation:\nUser: Hey"
+    )
+    ops()
+    status, action, _ = await ask(bridge, [user(prompt)], headers=lc)
+    assert action == "task"
+    assert ops() == ["create", "stream", "delete"]
+    chats = await bridge.client.chats.recent(bridge.echo)
+    histories = [texts(await bridge.history(c.chat_id)) for c in chats]
+    assert sorted(len(h) for h in histories) == [0, 3]  # the conversation, the empty scratch
+    assert [("user", ["Hey"])] in [h[1:2] for h in histories]
+
+
+async def test_client_retry_after_a_timeout_makes_one_turn(tmp_path: Path) -> None:
+    async with Emulator(chunk_delay=0.25) as emu, bridge_on(emu, sqlite_url(tmp_path)) as b:
+        async with openai.AsyncOpenAI(
+            base_url=b.v1, api_key="unused", timeout=0.6, max_retries=1
+        ) as oa:
+            got = await oa.chat.completions.create(
+                model=b.echo, messages=[{"role": "user", "content": "Slow one"}]
+            )
+        content = got.choices[0].message.content
+        history = texts(await b.history())
+        assert [who for who, _ in history] == ["char", "user", "char"]
+        assert history[1][1] == ["Slow one"]
+        assert history[2][1] == [content]  # one reply, replayed to the retry
+
+
+async def test_disconnect_mid_stream_then_replay_then_swipe(tmp_path: Path) -> None:
+    async with Emulator(chunk_delay=0.1) as emu, bridge_on(emu, sqlite_url(tmp_path)) as b:
+        body = {"model": b.echo, "stream": True, "messages": [user("Cut me off")]}
+        async with aiohttp.ClientSession() as http:
+            response = await http.post(b.v1 + "/chat/completions", json=body)
+            assert response.status == 200
+            await response.content.readuntil(b"\n\n")  # the first chunk, then hang up
+            response.close()
+        status, action, text = await ask(b, [user("Cut me off")])
+        assert (status, action) == (200, "replay")
+        history = texts(await b.history())
+        assert history[2][1] == [text]  # the whole reply c.ai made, not a second one
+        status, action, _ = await ask(b, [user("Cut me off")])
+        assert action == "swipe"  # delivered now: the same request again is a new swipe
+
+
+async def test_restart_keeps_the_conversation(emu: Emulator, tmp_path: Path) -> None:
+    state = sqlite_url(tmp_path)
+    async with bridge_on(emu, state) as first:
+        _, action, a1 = await ask(first, [CARD, user("Remember me")])
+        assert action == "first_contact+new_turn"
+    async with bridge_on(emu, state) as second:
+        _, action, _ = await ask(second, [CARD, user("Remember me"), reply(a1), user("Still?")])
+        assert action == "new_turn"
+        assert len(await second.client.chats.recent(second.echo)) == 1

@@ -1,0 +1,225 @@
+"""The state stores: the same tests on SQLite and on a real PostgreSQL server; locks across
+stores (processes); a database that goes away; two bridge processes on one PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bridge_util import bridge_on, texts
+from caiclient.bridge import open_store
+from caiclient.bridge import reconcile as rc
+from caiclient.bridge.state import Busy, ChatRecord, Reply, StateUnavailable, Store
+from caiclient.emulator import Emulator
+
+
+async def _fresh_pg(postgres: Any) -> str:
+    import asyncpg  # type: ignore[import-untyped]
+
+    conn = await asyncpg.connect(postgres.url)
+    try:
+        await conn.execute("DROP TABLE IF EXISTS bridge_chats, bridge_keys, bridge_schema")
+    finally:
+        await conn.close()
+    return str(postgres.url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return "sqlite:///" + str(tmp_path / "state.sqlite3")
+    return await _fresh_pg(request.getfixturevalue("postgres"))
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    s = open_store(store_url)
+    await s.open()
+    yield s
+    await s.close()
+
+
+def record(chat_id: str, conversation: str | None = None, text: str = "hello") -> ChatRecord:
+    key = rc.digest(text)
+    turns = (
+        rc.MTurn("g", False, (rc.MCandidate("gc", (rc.digest("greeting"),)),), "gc"),
+        rc.MTurn(None, True, (rc.MCandidate("", (key,)),)),
+        rc.MTurn("r", False, (rc.MCandidate("rc", (rc.digest("reply"), key + "x")),), "rc"),
+    )
+    return ChatRecord(
+        chat_id,
+        "tenant\x1fchar",
+        conversation,
+        "char",
+        rc.Mirror(turns, fresh=False),
+        stale=True,
+        reply=Reply("req", "r", ("rc",), delivered=False, done=True),
+        last_used=1000.0 + len(chat_id),
+    )
+
+
+async def test_records_round_trip(store: Store, store_url: str) -> None:
+    a, b = record("chat-a", "conv-1"), record("chat-bb", None, "other")
+    await store.put(a)
+    await store.put(b)
+    assert await store.get("chat-a") == a
+    assert await store.get("missing") is None
+    assert await store.conversation("tenant\x1fchar", "conv-1") == [a]
+    assert await store.matching("tenant\x1fchar", [rc.digest("other")]) == [b]  # ids only
+    assert await store.matching("tenant\x1fchar", [rc.digest("nothing")]) == []
+    await store.put(record("chat-a", "conv-1", "changed"))
+    assert await store.matching("tenant\x1fchar", [rc.digest("hello")]) == []
+    # A new store on the same database (a restart) sees everything; migrations run once.
+    await store.close()
+    again = open_store(store_url)
+    await again.open()
+    try:
+        assert await again.get("chat-bb") == b
+        assert [r.chat_id for r in await again.conversation("tenant\x1fchar", "conv-1")] == [
+            "chat-a"
+        ]
+    finally:
+        await again.close()
+    await store.open()
+
+
+async def test_lock_is_exclusive_and_waits_end_at_their_deadline(store: Store) -> None:
+    order: list[str] = []
+
+    async def hold(name: str, seconds: float) -> None:
+        async with store.lock("conv", 5):
+            order.append(f"{name} in")
+            await asyncio.sleep(seconds)  # holding the lock, as a generation would
+            order.append(f"{name} out")
+
+    await asyncio.gather(hold("a", 0.1), hold("b", 0.0))
+    assert order == ["a in", "a out", "b in", "b out"]
+    async with store.lock("conv", 5):
+        with pytest.raises(Busy):
+            async with store.lock("conv", 0.1):
+                pass
+        async with store.lock("other", 0.1):  # other conversations are not blocked
+            pass
+
+
+async def test_sqlite_file_is_one_process_only(tmp_path: Path) -> None:
+    url = "sqlite:///" + str(tmp_path / "one.sqlite3")
+    first = open_store(url)
+    await first.open()
+    try:
+        second = open_store(url)
+        with pytest.raises(StateUnavailable, match="in use by another process"):
+            await second.open()
+    finally:
+        await first.close()
+    assert (tmp_path / "one.sqlite3").stat().st_mode & 0o777 == 0o600
+
+
+async def test_postgres_locks_hold_across_stores(postgres: Any) -> None:
+    url = await _fresh_pg(postgres)
+    one, two = open_store(url), open_store(url)
+    await one.open()
+    await two.open()
+    try:
+        async with one.lock("shared", 5):
+            with pytest.raises(Busy):
+                async with two.lock("shared", 0.2):
+                    pass
+        async with two.lock("shared", 0.5):  # released by one: two gets it at once
+            pass
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_database_going_away_is_503_and_loses_no_binding(
+    emu: Emulator, postgres: Any
+) -> None:
+    url = await _fresh_pg(postgres)
+    headers = {"X-Conversation-Id": "survives"}
+    async with bridge_on(emu, url) as b:
+        status, _, raw = await b.post(
+            {"model": b.echo, "messages": [{"role": "user", "content": "Before"}]}, headers
+        )
+        assert status == 200
+        first = json.loads(raw)["choices"][0]["message"]["content"]
+        postgres.pause()
+        try:
+            status, got, raw = await b.post(
+                {"model": b.echo, "messages": [{"role": "user", "content": "During"}]}, headers
+            )
+            assert status == 503 and json.loads(raw)["error"]["code"] == "state_unavailable"
+        finally:
+            postgres.resume()
+        messages = [
+            {"role": "user", "content": "Before"},
+            {"role": "assistant", "content": first},
+            {"role": "user", "content": "After"},
+        ]
+        status, got, _ = await b.post({"model": b.echo, "messages": messages}, headers)
+        assert (status, got["X-Bridge-Action"]) == (200, "new_turn")
+        assert len(await b.client.chats.recent(b.echo)) == 1
+
+
+_OTHER_PROCESS = """
+import asyncio, sys
+from caiclient import AsyncClient, Endpoints
+from caiclient.bridge import serve
+
+async def main():
+    url, token, state = sys.argv[1:4]
+    async with AsyncClient(token, endpoints=Endpoints.local(url)) as client:
+        await serve(client, port=0, state=state, started=lambda u: print(u, flush=True))
+
+asyncio.run(main())
+"""
+
+
+async def test_two_bridge_processes_share_one_postgres(emu: Emulator, postgres: Any) -> None:
+    url = await _fresh_pg(postgres)
+    other = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _OTHER_PROCESS, emu.url, emu.token, url,
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert other.stdout is not None
+        line = await asyncio.wait_for(other.stdout.readline(), 30)
+        other_url = line.decode().strip()
+        assert other_url.startswith("http://127.0.0.1:")
+        async with bridge_on(emu, url) as here, aiohttp.ClientSession() as http:
+
+            async def ask(base: str, messages: list[dict[str, str]]) -> tuple[str, str]:
+                body = {"model": here.echo, "messages": messages}
+                headers = {"X-Conversation-Id": "shared"}
+                async with http.post(
+                    base + "/v1/chat/completions", json=body, headers=headers
+                ) as r:
+                    assert r.status == 200, await r.text()
+                    data = await r.json()
+                    return r.headers["X-Bridge-Action"], data["choices"][0]["message"]["content"]
+
+            first = [{"role": "user", "content": "Both at once"}]
+            results = await asyncio.gather(ask(here.url, first), ask(other_url, first))
+            assert sorted(action for action, _ in results) == ["first_contact+new_turn", "swipe"]
+            history = texts(await here.history())
+            assert [who for who, _ in history] == ["char", "user", "char"]  # no duplicated turn
+            assert len(history[2][1]) == 2  # the second request became a swipe of it
+            messages = [*first, {"role": "assistant", "content": history[2][1][0]}]
+            for i, base in enumerate([other_url, here.url, other_url]):
+                messages.append({"role": "user", "content": f"Turn {i}"})
+                action, text = await ask(base, messages)
+                assert action == "new_turn"
+                messages.append({"role": "assistant", "content": text})
+            assert len(await here.client.chats.recent(here.echo)) == 1  # one binding
+            assert len(texts(await here.history())) == 9
+    finally:
+        other.terminate()
+        await asyncio.wait_for(other.wait(), 30)
