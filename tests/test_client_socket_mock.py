@@ -413,7 +413,7 @@ async def test_cancelling_a_send_aborts_its_generation(neo: Neo, api: AsyncClien
     neo.scripts["create_and_generate_turn"] = streams_forever
     task = asyncio.create_task(api.chats.send(CHAT, "hi", timeout=30))
     await neo.wait_for("create_and_generate_turn")
-    await neo.wait_until(lambda _: api._core.socket.in_flight == 1)
+    assert api._core.socket.in_flight == 1  # registered before its frame was sent
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -883,23 +883,29 @@ async def test_ping_of_a_silent_server_times_out(api: AsyncClient, neo: Neo) -> 
 
 
 async def test_sends_to_one_chat_run_one_after_another(service: Service, neo: Neo) -> None:
+    # Each reply stays open until a second generation overlaps it (then all finish at
+    # once) or, with none, for 0.2 s: how many were open when each frame arrived shows
+    # whether the client let them overlap.
     active: list[int] = []
-    running = 0
+    pending: list[Any] = []
     loop = asyncio.get_running_loop()
 
     def slow(frame: dict[str, Any], ws: MockWebSocket) -> None:
-        nonlocal running
-        active.append(running)
-        running += 1
+        active.append(len(pending))
         rid, chat_id = frame["request_id"], frame["payload"]["turn"]["turn_key"]["chat_id"]
         push(ws, "add_turn", rid, turn=bot_turn(chat_id, "Wo", final=False))
 
         def finish() -> None:
-            nonlocal running
-            running -= 1
-            push(ws, "update_turn", rid, turn=bot_turn(chat_id, "Words"))
+            if finish in pending:
+                pending.remove(finish)
+                push(ws, "update_turn", rid, turn=bot_turn(chat_id, "Words"))
 
-        loop.call_later(0.05, finish)
+        pending.append(finish)
+        if len(pending) > 1:
+            for each in list(pending):
+                each()
+        else:
+            loop.call_later(0.2, finish)
 
     neo.scripts["create_and_generate_turn"] = slow
     other = Chat(chat_id="another-chat", character_id=CHARACTER_ID)
