@@ -21,8 +21,8 @@ from caiclient import (
     VoiceNotFound,
 )
 from caiclient.emulator import Emulator
-from caiclient.emulator.media_files import silent_mp3, solid_webp
-from caiclient.emulator.media_store import voice_id_for
+from caiclient.emulator.media.files import silent_mp3, solid_webp
+from caiclient.emulator.media.store import voice_id_for
 from caiclient.models import Candidate, Turn, TurnKey
 from caiclient.models._media import Voice
 from caiclient.protocol.http import Request, Response
@@ -138,7 +138,7 @@ async def test_create_publishes(client: AsyncClient, tmp_path: Path, emu: Emulat
 async def test_create_refused_by_server(
     client: AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from caiclient.emulator import media_voices
+    from caiclient.emulator.media import voices as media_voices
 
     monkeypatch.setattr(media_voices, "MAX_AUDIO_BYTES", 1000)
     with pytest.raises(ServerError, match="too large"):
@@ -270,7 +270,7 @@ async def test_upload_bytes_and_path(client: AsyncClient, tmp_path: Path) -> Non
 async def test_upload_refused_by_server(
     client: AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from caiclient.emulator import media_images
+    from caiclient.emulator.media import images as media_images
 
     monkeypatch.setattr(media_images, "MAX_IMAGE_BYTES", 100)
     with pytest.raises(ServerError, match="too large"):
