@@ -124,3 +124,33 @@ async def test_cancellation_at_random_points_leaves_nothing_behind() -> None:
     # Every generation that was on its way when cancelled was told to stop.
     assert set(aborts(received)) <= set(sends(received))
     assert aborts(received)
+
+
+async def test_the_emulator_stops_within_a_chunk_and_keeps_the_truncated_candidate() -> None:
+    from caiclient import AsyncClient, Endpoints
+    from caiclient.emulator import Emulator
+
+    async with (
+        Emulator(chunk_delay=0.2, chunks=5) as emu,
+        AsyncClient(emu.token, endpoints=Endpoints.local(emu.url)) as client,
+    ):
+        chat, _ = await client.chats.create(emu.character("Sage").id, greeting=False)
+        full = await client.chats.send(chat, "tell me everything")
+        first = ""
+        async with contextlib.aclosing(client.chats.stream(chat, "tell me everything")) as s:
+            async for chunk in s:
+                first = chunk.text
+                break
+        for _ in range(200):
+            if emu.aborts:
+                break
+            await asyncio.sleep(0.01)
+        (abort,) = emu.aborts
+        # Stopped within one chunk interval: at most the piece in flight came after.
+        assert abort.text.startswith(first) and len(abort.text) < len(full.text)
+        history = await client.chats.history(chat)
+        cut = history[-1].primary
+        assert cut is not None and cut.aborted and cut.is_final
+        assert cut.raw_content == abort.text
+        # The chat is free at once.
+        assert (await client.chats.send(chat, "again", timeout=10)).is_final

@@ -334,11 +334,6 @@ async def test_settings_of_the_wrong_types_are_a_protocol_error(
         await api.account.settings()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: account.settings() reads a 200 {'status': 'NOT_OK', 'error'} refusal "
-    "as default Settings instead of raising (docs/protocol.md §2.4.2: never a success)",
-)
 async def test_settings_refused_in_band_is_an_error(service: Service, api: AsyncClient) -> None:
     service.route("GET", SETTINGS_URL, not_ok("Something went wrong"))
     with pytest.raises(ServerError, match="Something went wrong"):
@@ -439,11 +434,6 @@ async def test_update_settings_refusals_are_typed(
         await api.account.update_settings(default_persona_id=PERSONA_ID)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: update_settings posts a 200 NOT_OK refusal of the settings read back "
-    "to the server as the settings object (its status/error keys included)",
-)
 async def test_update_settings_does_not_write_back_a_refused_read(
     service: Service, api: AsyncClient, transport: MockTransport
 ) -> None:
@@ -570,11 +560,6 @@ async def test_no_personas(service: Service, api: AsyncClient, body: dict[str, A
     assert await api.personas.list() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: personas.list() reads a 200 {'status': 'NOT_OK', 'error'} refusal as "
-    "'no personas' instead of raising (docs/protocol.md §2.4.2)",
-)
 async def test_personas_list_refused_in_band_is_an_error(
     service: Service, api: AsyncClient
 ) -> None:
@@ -760,12 +745,6 @@ async def test_persona_delete_refusals(
         await api.personas.delete(PERSONA_ID)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: personas.update/delete post /chat/persona/update/ without "
-    "not_found=PersonaNotFound, so the 404 the service answers for a persona gone in "
-    "between (docs/protocol.md §4.5) is a bare NotFound, not PersonaNotFound",
-)
 @pytest.mark.parametrize("call", ["update", "delete"])
 async def test_a_persona_gone_before_the_update_post_is_persona_not_found(
     service: Service, api: AsyncClient, call: str

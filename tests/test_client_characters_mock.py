@@ -567,11 +567,6 @@ async def test_lists_in_another_shape_are_a_protocol_error(
         await getattr(api.characters, call)()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: characters.mine/liked/categories read a 200 {'status': 'NOT_OK', "
-    "'error'} refusal of the plus host as 'no characters' (docs/protocol.md §2.4.2)",
-)
 @pytest.mark.parametrize(
     ("call", "url"),
     [

@@ -557,14 +557,6 @@ ROWS = [
     ),
 ]
 
-# Calls whose 404 is a bare NotFound although docs/api.md names a subclass (src bugs).
-NOT_FOUND_BUGS = {
-    "personas.update": "the update POST lacks not_found=PersonaNotFound",
-    "personas.delete": "the update POST lacks not_found=PersonaNotFound",
-    "characters.update": "the update POST lacks not_found=CharacterNotFound",
-    "characters.delete": "the update POST lacks not_found=CharacterNotFound",
-}
-
 
 def rows(only: Callable[[Row], bool] = lambda row: True) -> list[Any]:
     return [pytest.param(row, id=row.name) for row in ROWS if only(row)]
@@ -626,13 +618,7 @@ async def test_a_json_403_is_auth_error(row: Row) -> None:
     assert sent == 1
 
 
-def _not_found_param(row: Row) -> Any:
-    bug = NOT_FOUND_BUGS.get(row.name)
-    marks = [pytest.mark.xfail(strict=True, reason=f"src bug: {bug}")] if bug else []
-    return pytest.param(row, id=row.name, marks=marks)
-
-
-@pytest.mark.parametrize("row", [_not_found_param(row) for row in ROWS])
+@pytest.mark.parametrize("row", rows())
 async def test_404_is_the_calls_not_found(row: Row) -> None:
     error, sent, _ = await run(row, json_body({"detail": "Not found."}, 404))
     assert type(error) is row.not_found
@@ -647,21 +633,7 @@ async def test_429_with_a_long_retry_after_is_rate_limited_at_once(row: Row) -> 
     assert sent == 1  # 120 s is more than the policy's max_retry_after: not waited
 
 
-def _dated_param(row: Row) -> Any:
-    # Streamed answers (Chat V1 /chat/streaming/) lose the time they were received.
-    bug = (
-        "src bug: ClientCore.stream rebuilds the error Response without received_at, so "
-        "an HTTP-date Retry-After is measured from the epoch and reads as one day"
-    )
-    marks = (
-        [pytest.mark.xfail(strict=True, reason=bug)]
-        if not row.retried and row.name.startswith("v1.")
-        else []
-    )
-    return pytest.param(row, id=row.name, marks=marks)
-
-
-@pytest.mark.parametrize("row", [_dated_param(row) for row in ROWS])
+@pytest.mark.parametrize("row", rows())
 async def test_429_with_an_http_date_retry_after(row: Row) -> None:
     received = 1_700_000_000.0
     when = email.utils.formatdate(received + 90, usegmt=True)

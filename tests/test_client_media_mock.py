@@ -222,12 +222,6 @@ async def test_empty_lists(service: Service, api: AsyncClient, body: Any) -> Non
     assert await api.voices.search("nothing") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: voice answers are decoded without the in-band refusal check, so a 200 "
-    "{'error'}/{'success': false}/NOT_OK body is a ProtocolError (or an empty list) instead "
-    "of ServerError(status=200) with the server's text (docs/protocol.md §11.2)",
-)
 @pytest.mark.parametrize(
     "body",
     [

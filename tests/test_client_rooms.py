@@ -192,3 +192,122 @@ async def test_cancelling_a_room_generation_leaves_nothing_behind(emu: Emulator)
             await task
         assert client._core.rooms_socket.in_flight == 0
         assert (await client.rooms.send(room, "still fine")).text == "still fine"
+
+
+async def test_history_selection_settings_and_deletion(client: Any, emu: Emulator) -> None:
+    echo, sage = _cast(emu)
+    room = await client.rooms.create([echo, sage], greeting=False)
+    await client.rooms.send(room, "first")
+    reply = await client.rooms.generate(room, echo)
+    swiped = await client.rooms.regenerate(reply)
+    history = await client.rooms.history(room, all_candidates=True)
+    assert [t.text for t in history] == ["first", swiped.text]
+    assert len(history[-1].candidates) == 2
+    older = next(c for c in swiped.candidates if c.candidate_id != swiped.primary_candidate_id)
+    chosen = await client.rooms.select(swiped, older)
+    assert chosen.primary_candidate_id == older.candidate_id
+    assert (await client.rooms.history(room))[-1].text == older.raw_content
+    pages = [page async for page in client.rooms.iter_history(room)]
+    assert [t.turn_id for t in pages[0]] == [history[1].turn_id, history[0].turn_id]
+
+    changed = await client.rooms.update_settings(room, anyone_can_join=False, auto_smart_reply=True)
+    assert changed.settings.anyone_can_join is False and changed.settings.auto_smart_reply
+    with pytest.raises(ValidationError):
+        await client.rooms.update_settings(room)
+
+    await client.rooms.delete_turns(room, history[-1])
+    assert [t.text for t in await client.rooms.history(room)] == ["first"]
+
+
+async def test_a_reply_cut_by_a_dropped_socket_is_recovered(emu: Emulator) -> None:
+    echo, _ = _cast(emu)
+    async with AsyncClient(emu.token, endpoints=Endpoints.local(emu.url)) as client:
+        room = await client.rooms.create(echo, greeting=False)
+        await client.rooms.send(room, "warm up")  # the socket is open and the room watched
+        emu.faults.drop_after(2, socket="rooms")  # the rpc ack, one push, then the cut
+        chunks = [c async for c in client.rooms.stream_generate(room, echo, timeout=15)]
+        assert chunks[-1].final
+        assert "".join(c.delta for c in chunks) == chunks[-1].text  # nothing repeated
+        assert client._core.rooms_socket.connects == 2
+        (stored,) = [t for t in await client.rooms.history(room) if not t.is_human]
+        assert stored.text == chunks[-1].text
+
+
+async def test_events_across_a_cut_yield_every_turn_exactly_once(
+    emu: Emulator, stranger: AsyncClient
+) -> None:
+    echo, sage = _cast(emu)
+    async with AsyncClient(emu.token, endpoints=Endpoints.local(emu.url)) as owner:
+        room = await owner.rooms.create([echo, sage], greeting=False)
+        await stranger.rooms.join(await owner.rooms.join_token(room))
+        turns: list[str] = []
+
+        async def follow() -> None:
+            async for event in stranger.rooms.events(room.id, timeout=15):
+                assert event.turn is not None
+                turns.append(event.turn.turn_id)
+                if len(turns) == 6:
+                    return
+
+        follower = asyncio.create_task(follow())
+        await _until(lambda: _watching(stranger, room))
+        made = [(await owner.rooms.send(room, "one")).turn_id]
+        made.append((await owner.rooms.generate(room, echo)).turn_id)
+        emu.faults.drop_after(0, socket="rooms", times=2)  # cut both users' next frame
+        made.append((await owner.rooms.send(room, "two", timeout=15)).turn_id)
+        made.append((await owner.rooms.generate(room, sage, timeout=15)).turn_id)
+        made.append((await owner.rooms.send(room, "three", timeout=15)).turn_id)
+        made.append((await owner.rooms.generate(room, echo, timeout=15)).turn_id)
+        await asyncio.wait_for(follower, 20)
+        assert turns == made
+        assert stranger._core.rooms_socket.connects >= 2
+
+
+async def test_when_the_server_cannot_replay_the_history_fills_in(
+    emu: Emulator, stranger: AsyncClient
+) -> None:
+    from caiclient.emulator.rooms.store import ROOMS
+
+    echo, _ = _cast(emu)
+    async with AsyncClient(emu.token, endpoints=Endpoints.local(emu.url)) as owner:
+        room = await owner.rooms.create(echo, greeting=False)
+        await stranger.rooms.join(await owner.rooms.join_token(room))
+        seen: list[str] = []
+
+        async def follow() -> None:
+            async for event in stranger.rooms.events(room.id, timeout=15):
+                assert event.turn is not None
+                seen.append(event.turn.text)
+                if len(seen) == 3:
+                    return
+
+        follower = asyncio.create_task(follow())
+        await _until(lambda: _watching(stranger, room))
+        await owner.rooms.send(room, "before")
+        await _until(lambda: len(seen) == 1)
+        # The server forgets the channel's history (a restart mints a new epoch) while the
+        # follower is away: it cannot be replayed, so the follower reads the history.
+        channel = emu.app[ROOMS].channels[f"room:{room.id}"]
+        channel.history.clear()
+        channel.epoch = "new-epoch"
+        socket = stranger._core.rooms_socket
+        socket._ws.abort()
+        await owner.rooms.send(room, "while away")
+        await owner.rooms.send(room, "after")
+        await asyncio.wait_for(follower, 20)
+        assert seen == ["before", "while away", "after"]
+
+
+async def test_cancelling_a_room_generation_tells_the_server_to_stop(emu: Emulator) -> None:
+    emu.chunk_delay = 0.05
+    async with AsyncClient(emu.token, endpoints=Endpoints.local(emu.url)) as client:
+        room = await client.rooms.create(emu.character("Echo").id, greeting=False)
+        stream = client.rooms.stream_generate(room, timeout=10)
+        async with contextlib.aclosing(stream) as chunks:  # type: ignore[type-var]
+            async for _chunk in chunks:
+                break
+        await _until(lambda: len(emu.aborts) == 1)
+        (stored,) = await client.rooms.history(room, all_candidates=True)
+        assert stored.primary is not None and stored.primary.is_final
+        assert stored.primary.aborted  # cut short, and marked so
+        assert (await client.rooms.send(room, "next")).text == "next"

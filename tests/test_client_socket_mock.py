@@ -141,6 +141,7 @@ async def test_send_frame(neo: Neo, api: AsyncClient, transport: MockTransport) 
         "tts_enabled": False,
         "selected_language": "",
         "user_name": "",
+        "previous_annotations": payload["previous_annotations"],  # checked below
         "turn": {
             "turn_key": {"chat_id": CHAT_ID, "turn_id": turn_id},
             "author": {"author_id": USER_ID, "is_human": True, "name": ""},
@@ -154,11 +155,6 @@ async def test_send_frame(neo: Neo, api: AsyncClient, transport: MockTransport) 
     assert [s.request.url for s in transport.sent] == ["https://plus.character.ai/chat/user/"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="docs/protocol.md §8.5 says the client sends previous_annotations (the 22 "
-    "counters at 0) with create_and_generate_turn; neo.create_and_generate_turn does not",
-)
 async def test_send_frame_carries_the_annotation_counters(neo: Neo, api: AsyncClient) -> None:
     neo.scripts["create_and_generate_turn"] = replies("Hi")
     await api.chats.send(CHAT, "hello")

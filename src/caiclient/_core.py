@@ -245,9 +245,10 @@ class ClientCore:
         ) as response:
             if not 200 <= response.status < 300:
                 body = await response.read()
-                error = http.error_for(
-                    http.Response(response.status, response.headers, body), not_found=not_found
+                answer = http.Response(
+                    response.status, response.headers, body, response.received_at
                 )
+                error = http.error_for(answer, not_found=not_found)
                 if error is not None:
                     raise error
             async for chunk in response.chunks:

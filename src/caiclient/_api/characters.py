@@ -389,7 +389,8 @@ class AsyncCharactersAPI:
             character = await self.info(character_id, timeout=timeout)
         body = {**_editable(character), **changes}
         request = proto.update(self._core.endpoints, character_id, body, archived=archived)
-        return proto.parse_saved(await self._core.call(request, timeout=timeout), "update")
+        answer = await self._core.call(request, timeout=timeout, not_found=CharacterNotFound)
+        return proto.parse_saved(answer, "update")
 
     # --- votes ----------------------------------------------------------------------------------
 

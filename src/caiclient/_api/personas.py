@@ -132,7 +132,7 @@ class AsyncPersonasAPI:
         deadline = self._core.deadline(timeout)
         raw, _ = await self._fetch(persona_id, deadline)
         request = proto.update_persona(self._core.endpoints, raw, changes)
-        body = await self._core.call(request, deadline=deadline)
+        body = await self._core.call(request, deadline=deadline, not_found=PersonaNotFound)
         return proto.parse_persona(body, "persona update", not_found=PersonaNotFound)[1]
 
     async def delete(self, persona: Persona | str, *, timeout: float | None = None) -> None:
@@ -144,7 +144,7 @@ class AsyncPersonasAPI:
         deadline = self._core.deadline(timeout)
         raw, _ = await self._fetch(persona_id, deadline)
         request = proto.update_persona(self._core.endpoints, raw, {}, archived=True)
-        body = await self._core.call(request, deadline=deadline)
+        body = await self._core.call(request, deadline=deadline, not_found=PersonaNotFound)
         check_refusal(body, "persona delete", not_found=PersonaNotFound, object_expected=True)
 
     async def set_default(

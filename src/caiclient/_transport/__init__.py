@@ -63,6 +63,7 @@ class StreamedResponse:
     headers: Mapping[str, str]
     url: str
     chunks: AsyncIterator[bytes]
+    received_at: float = 0.0  # wall-clock time the headers arrived (time.time())
 
     async def read(self, limit: int = 1 << 20) -> bytes:
         """The rest of the body, at most ``limit`` bytes (error pages are read this way)."""

@@ -176,7 +176,9 @@ class AiohttpTransport:
         response_headers = {k.lower(): v for k, v in response.headers.items()}
         body = chunks()
         try:
-            yield StreamedResponse(response.status, response_headers, str(response.url), body)
+            yield StreamedResponse(
+                response.status, response_headers, str(response.url), body, time.time()
+            )
         finally:
             await body.aclose()
             if response.content.at_eof():

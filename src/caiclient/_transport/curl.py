@@ -198,7 +198,7 @@ class CurlTransport:
         body = chunks()
         try:
             yield StreamedResponse(
-                response.status_code, _headers(response), str(response.url), body
+                response.status_code, _headers(response), str(response.url), body, time.time()
             )
         finally:
             await body.aclose()

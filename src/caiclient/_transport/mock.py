@@ -132,7 +132,9 @@ class MockTransport:
             if response.body:
                 yield response.body
 
-        yield StreamedResponse(response.status, response.headers, request.url, chunks())
+        yield StreamedResponse(
+            response.status, response.headers, request.url, chunks(), response.received_at
+        )
 
     async def ws_connect(
         self, url: str, *, headers: Mapping[str, str], timeout: float

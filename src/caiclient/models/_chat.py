@@ -27,6 +27,9 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True):
     # Absent on non-final streaming chunks (docs/protocol.md §8.4), so it defaults to False.
     is_final: bool = False
     safety_truncated: bool = False
+    # A generation stopped before its end (abort_generation): the text it had reached
+    # (docs/protocol.md §8.5; our marking, no capture shows the live one).
+    aborted: bool = False
     model_type: str | None = None
     tti_image_rel_path: str | None = None
     base_candidate_id: str | None = None

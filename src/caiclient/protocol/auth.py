@@ -147,7 +147,7 @@ class _PollingBody(msgspec.Struct):
 
 def parse_lazy_login(body: bytes) -> str:
     """``{"success": true, "token"}`` → the guest token."""
-    answer = decode(body, _LazyBody, "/chat/auth/lazy/")
+    answer = decode(body, _LazyBody, "/chat/auth/lazy/", in_band=False)
     if answer.success is False or not answer.token:
         raise AuthError(f"guest login refused: {answer.error or 'no token in the answer'}")
     return answer.token
@@ -155,14 +155,14 @@ def parse_lazy_login(body: bytes) -> str:
 
 def parse_send_oob_code(body: bytes, email: str) -> None:
     """The answer echoes the e-mail (K1 checks it, §3.2)."""
-    answer = decode(body, _OobBody, "sendOobCode")
+    answer = decode(body, _OobBody, "sendOobCode", in_band=False)
     if (answer.email or "").lower() != email.lower():
         raise ProtocolError("sendOobCode answered for another e-mail address")
 
 
 def parse_sign_in(body: bytes) -> str:
     """signInWithEmailLink → the Firebase ``idToken``."""
-    token = decode(body, _SignInBody, "signInWithEmailLink").id_token
+    token = decode(body, _SignInBody, "signInWithEmailLink", in_band=False).id_token
     if not token:
         raise ProtocolError("signInWithEmailLink answered without an idToken")
     return token
@@ -170,7 +170,7 @@ def parse_sign_in(body: bytes) -> str:
 
 def parse_google_idp(body: bytes) -> str:
     """``{"key": <token>}`` → the character.ai token."""
-    answer = decode(body, _KeyBody, "dj-rest-auth/google_idp/")
+    answer = decode(body, _KeyBody, "dj-rest-auth/google_idp/", in_band=False)
     if not answer.key:
         raise AuthError(f"character.ai refused the login: {answer.error or 'no key in the answer'}")
     return answer.key
@@ -191,7 +191,7 @@ def _trpc_entry_error(entry: _TrpcEntry, status: int) -> CaiError:
 
 def parse_trpc_login(body: bytes) -> str:
     """``[{"result": {"data": {"json": "<uuid>"}}}]`` → the polling uuid."""
-    entries = decode(body, list[_TrpcEntry], "auth.login")
+    entries = decode(body, list[_TrpcEntry], "auth.login", in_band=False)
     if not entries:
         raise ProtocolError("auth.login answered an empty batch")
     entry = entries[0]
@@ -208,7 +208,7 @@ def parse_login_polling(body: bytes) -> str | None:
 
     Any other ``result`` (the attempt expired or is unknown) is an AuthError.
     """
-    answer = decode(body, _PollingBody, "/login/polling/")
+    answer = decode(body, _PollingBody, "/login/polling/", in_band=False)
     if answer.result == "done":
         if not answer.value:
             raise ProtocolError("/login/polling/ said done without a value")

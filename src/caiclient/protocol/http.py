@@ -113,8 +113,13 @@ class Response:
 # --- parsing helpers -------------------------------------------------------------------------
 
 
-def decode(body: bytes, type_: type[T], what: str) -> T:
-    """``body`` as ``type_``, or ProtocolError naming ``what`` when it is not that shape."""
+def decode(body: bytes, type_: type[T], what: str, *, in_band: bool = True) -> T:
+    """``body`` as ``type_``, or the error it reports instead: a refusal inside a 2xx body
+    (:func:`refusal`: every parser checks it, so none can read a refusal as empty data),
+    else ProtocolError naming ``what`` when it is not that shape. ``in_band=False`` is for
+    the few parsers that classify a refusal themselves (a refused login is an AuthError)."""
+    if in_band:
+        check_refusal(body, what)
     try:
         return msgspec.json.decode(body, type=type_)
     except msgspec.DecodeError as exc:

@@ -305,6 +305,9 @@ def turn_payload(
         "tts_enabled": False,
         "selected_language": "",
         "user_name": user_name,
+        # The web client sends its 22 feedback counters, all zero, with every message
+        # (§8.5, a verbatim capture); built once, the same object every time.
+        "previous_annotations": _ZERO_ANNOTATIONS,
         "turn": {
             "turn_key": {"chat_id": chat_id, "turn_id": turn_id},
             "author": {"author_id": author_id, "is_human": True, "name": user_name},
@@ -362,11 +365,15 @@ ANNOTATION_COUNTERS = (
 
 
 def previous_annotations() -> dict[str, int]:
+    """The web client's 22 feedback counters, all zero (§8.5)."""
     counters: dict[str, int] = {}
     for name in ANNOTATION_COUNTERS:
         counters[name] = 0
         counters[f"not_{name}"] = 0
     return counters
+
+
+_ZERO_ANNOTATIONS = previous_annotations()
 
 
 def turn_key(chat_id: str, turn_id: str) -> dict[str, str]:
