@@ -20,6 +20,8 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar, cast
 
+import msgspec
+
 from ..client import AsyncClient
 from ..errors import CaiError, CharacterNotFound, ChatNotFound, ProtocolError, ValidationError
 from ..models import Author, Candidate, Chat, Turn, TurnKey
@@ -124,17 +126,17 @@ def _with_candidate(mturn: rc.MTurn, candidate_id: str, keys: Iterable[str]) -> 
     """``mturn`` with a new candidate, first and primary."""
     new = rc.MCandidate(candidate_id, tuple(dict.fromkeys(keys)))
     rest = tuple(c for c in mturn.candidates if c.candidate_id != candidate_id)
-    return dataclasses.replace(mturn, candidates=(new, *rest), primary=candidate_id)
+    return msgspec.structs.replace(mturn, candidates=(new, *rest), primary=candidate_id)
 
 
 def _alias(mturn: rc.MTurn, candidate_id: str, key: str) -> rc.MTurn:
     candidates = tuple(
-        dataclasses.replace(c, keys=(*c.keys, key))
+        msgspec.structs.replace(c, keys=(*c.keys, key))
         if c.candidate_id == candidate_id and key not in c.keys
         else c
         for c in mturn.candidates
     )
-    return dataclasses.replace(mturn, candidates=candidates)
+    return msgspec.structs.replace(mturn, candidates=candidates)
 
 
 def _mirror_turns(history: Iterable[Turn], old: rc.Mirror) -> rc.Mirror:
@@ -475,7 +477,7 @@ class Engine:
         ops.info("select chat=%s turn=%s", job.record.chat_id, mturn.turn_id)
         await self.client.chats.select(job.handle(mturn), candidate_id, timeout=self.config.timeout)
         i = job.turns.index(mturn)
-        job.turns[i] = dataclasses.replace(mturn, primary=candidate_id)
+        job.turns[i] = msgspec.structs.replace(mturn, primary=candidate_id)
 
     async def _edit(self, job: _Job, mturn: rc.MTurn, text: str) -> rc.MTurn:
         ops.info("edit chat=%s turn=%s", job.record.chat_id, mturn.turn_id)
@@ -531,7 +533,7 @@ class Engine:
         # A send adds the user's turn, then the reply.
         reply_at = len(job.turns) + 1 if isinstance(action, rc.Generate) else job.anchor
         reply = Reply(dialogue.request_key, None, (), delivered=False, done=False)
-        await self.store.put(job.saved(stale=True, reply=reply))
+        await self.store.put(job.saved(stale=True, reply=reply), durable=False)
         ctx.side_effects = True
         generated: list[str] = []
         delivered = False
@@ -547,7 +549,7 @@ class Engine:
             complete = len(generated) == req.n
             turn_id = job.turns[reply_at].turn_id if reply_at < len(job.turns) else None
             reply = Reply(dialogue.request_key, turn_id, tuple(generated), delivered, complete)
-            await _settle(self.store.put(job.saved(stale=not complete, reply=reply)))
+            await _settle(self.store.put(job.saved(stale=not complete, reply=reply), durable=False))
 
     async def _choice(
         self,
@@ -660,7 +662,7 @@ class Engine:
         yield Done()
         reply = Reply(dialogue.request_key, mturn.turn_id, action.candidate_ids, True, True)
         # The client may hang up as soon as it has the answer (cancelling the request).
-        await _settle(self.store.put(job.saved(stale=False, reply=reply)))
+        await _settle(self.store.put(job.saved(stale=False, reply=reply), durable=False))
 
     async def _instruct(
         self, req: ChatRequest, job: _Job, action: rc.Instruct, ctx: RequestContext

@@ -160,7 +160,8 @@ class PostgresStore(Store):
 
         return await self._run(load)
 
-    async def put(self, record: ChatRecord) -> None:
+    async def put(self, record: ChatRecord, *, durable: bool = True) -> None:
+        # Always at once: other processes read the record as soon as the lock is released.
         if not record.last_used:
             record = dataclasses.replace(record, last_used=time.time())
         blob = encode_state(record)
