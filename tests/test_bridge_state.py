@@ -155,7 +155,7 @@ async def test_sqlite_deferred_writes_are_batched_and_written_at_close(tmp_path:
     # Even ones in a conversation, odd ones found by matching their messages.
     records = [record(f"chat-{i}", f"conv-{i}" if i % 2 == 0 else None, f"t{i}") for i in range(50)]
     for r in records:
-        await store.put(r, durable=False)
+        assert store.defer(r)
     # Read back at once (from memory), including the key index for matching.
     assert await store.get("chat-7") == records[7]
     assert await store.matching("tenant\x1fchar", [rc.digest("t9")]) == [records[9]]

@@ -236,15 +236,17 @@ class Store(abc.ABC):
     async def get(self, chat_id: str) -> ChatRecord | None: ...
 
     @abc.abstractmethod
-    async def put(self, record: ChatRecord, *, durable: bool = True) -> None:
-        """Insert or replace a chat's record (binding, mirror, reply) atomically.
+    async def put(self, record: ChatRecord) -> None:
+        """Insert or replace a chat's record (binding, mirror, reply) atomically; it is
+        written when this returns."""
 
-        With ``durable`` (new bindings) it is written when this returns. Without it (mirror
-        and reply updates), a store used by one process may write it a little later,
-        batched with others, if it can tell after a crash which records may lag behind
-        c.ai; a store shared by several processes still writes it at once, since another
-        process may take the conversation as soon as its lock is released.
-        """
+    def defer(self, record: ChatRecord) -> bool:
+        """Take a mirror or reply update to be written a little later, batched with
+        others; False if this store does not (then :meth:`put` it). Only a store used by
+        one process can, and only if it can tell after a crash which records may lag
+        behind c.ai: a store shared by several processes must write at once, since another
+        process may take the conversation as soon as its lock is released."""
+        return False
 
     @abc.abstractmethod
     async def ping(self) -> None:

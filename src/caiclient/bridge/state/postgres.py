@@ -160,8 +160,7 @@ class PostgresStore(Store):
 
         return await self._run(load)
 
-    async def put(self, record: ChatRecord, *, durable: bool = True) -> None:
-        # Always at once: other processes read the record as soon as the lock is released.
+    async def put(self, record: ChatRecord) -> None:
         if not record.last_used:
             record = dataclasses.replace(record, last_used=time.time())
         blob = encode_state(record)

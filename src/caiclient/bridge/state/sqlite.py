@@ -6,10 +6,10 @@ process is then the only writer, every record it has read or written is kept in 
 (reads of a known conversation cost nothing) and so is the index of candidate keys used to
 match requests without a conversation id (loaded once, at open).
 
-Writes are batched. ``put(record)`` returns once the record is committed; ``put(record,
-durable=False)`` (mirror and reply updates, two per generation) only marks it dirty, and
-the dirty records are written together, each in its latest version only, one transaction
-at most every ``flush_interval`` seconds. All SQLite work runs on one private thread, so the
+Writes are batched. ``put(record)`` returns once the record is committed; ``defer(record)``
+(mirror and reply updates, two per generation) only marks it dirty, and the dirty records
+are written together, each in its latest version only, in one transaction at most
+``flush_interval`` seconds later. All SQLite work runs on one private thread, so the
 event loop never waits for the disk. A crash can lose the last unwritten updates; to make
 that harmless, the file records that a process has it open, and a process that finds that
 mark at start (the last one did not close cleanly) marks every record stale, so that each
@@ -269,18 +269,24 @@ class SQLiteStore(Store):
 
     # --- writing ------------------------------------------------------------------------------
 
-    async def put(self, record: ChatRecord, *, durable: bool = True) -> None:
+    async def put(self, record: ChatRecord) -> None:
+        self._take(record)
+        await self.flush()
+
+    def defer(self, record: ChatRecord) -> bool:
+        self._take(record)
+        if self._timer is None and self._background is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.flush_interval, self._flush_soon)
+        return True
+
+    def _take(self, record: ChatRecord) -> None:
         if self._db is None:
             raise StateUnavailable("the SQLite state store is not open")
         if not record.last_used:
             record = dataclasses.replace(record, last_used=time.time())
         self._remember(record)
         self._dirty[record.chat_id] = record
-        if durable:
-            await self.flush()
-        elif self._timer is None and self._background is None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self.flush_interval, self._flush_soon)
 
     def _remember(self, record: ChatRecord) -> None:
         self._records[record.chat_id] = record
