@@ -545,7 +545,6 @@ def create_app(
         config = dataclasses.replace(config, aliases={**config.aliases, **aliases})
     store = state if isinstance(state, Store) else open_store(state)
     counters = Metrics()
-    engine = Engine(client, store, config, counters)
     settings = {
         "allowed_hosts": None
         if allowed_hosts is None
@@ -555,15 +554,9 @@ def create_app(
         "ping_interval": ping_interval,
     }
     app = web.Application(client_max_size=max_body, middlewares=[_middleware(settings, counters)])
-    app[ENGINE] = engine
+    app[ENGINE] = Engine(client, store, config, counters)
     app[SETTINGS] = settings
-    add = app.router.add_route
-    add("POST", _BASE + "chat/completions", _completions, name="completions")
-    add("GET", _BASE + "models", _models, name="models")
-    add("GET", _BASE + "models/{model_id:.+}", _model, name="model")
-    add("GET", "/health", _health, name="health")
-    if metrics:
-        add("GET", "/metrics", _metrics, name="metrics")
+    _routes(app, metrics)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await store.open()
@@ -572,6 +565,16 @@ def create_app(
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+def _routes(app: web.Application, metrics: bool) -> None:
+    add = app.router.add_route
+    add("POST", _BASE + "chat/completions", _completions, name="completions")
+    add("GET", _BASE + "models", _models, name="models")
+    add("GET", _BASE + "models/{model_id:.+}", _model, name="model")
+    add("GET", "/health", _health, name="health")
+    if metrics:
+        add("GET", "/metrics", _metrics, name="metrics")
 
 
 def is_loopback(host: str) -> bool:
