@@ -130,3 +130,23 @@ async def test_the_api_key_can_come_from_the_environment(emu: Emulator, tmp_path
             assert (await right.models.list()).data is not None
         proc.send_signal(signal.SIGTERM)  # as a service manager stops it
         assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+def test_the_readme_cai_serve_example_runs() -> None:
+    # Marked apart from the `<!-- example: NAME -->` blocks of tests/test_readme.py.
+    import re
+    import subprocess
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- cai-serve example -->\n```python\n(.*?)```", readme, re.DOTALL)
+    assert found is not None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAI_")}
+    env["CAI_EMULATOR_CHUNK_DELAY"] = "0"
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", found.group(1)],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "['echo']" in done.stdout  # the alias is listed
+    assert "Hello, cai serve" in done.stdout  # Echo's reply, streamed
+    assert done.stderr == ""
