@@ -66,6 +66,10 @@ FULL: dict[str, Any] = {
     "bridge_conversations": 500,
     "bridge_pg": True,
     "bridge_pg_conversations": 100,
+    "archive_turns": 1_000_000,
+    "archive_small_turns": 10_000,
+    "backup_chats": 100,
+    "backup_messages": 100,
 }
 SMOKE: dict[str, Any] = {
     "repeats": 1,
@@ -91,8 +95,21 @@ SMOKE: dict[str, Any] = {
     "bridge_conversations": 10,
     "bridge_pg": False,
     "bridge_pg_conversations": 0,
+    "archive_turns": 2_000,
+    "archive_small_turns": 1_000,
+    "backup_chats": 4,
+    "backup_messages": 5,
 }
-SECTIONS = ("cpu", "concurrency", "latency", "memory", "startup", "capacity", "bridge")
+SECTIONS = (
+    "cpu",
+    "concurrency",
+    "latency",
+    "memory",
+    "startup",
+    "capacity",
+    "bridge",
+    "archive",
+)
 OURS = (("ours", "curl"), ("ours", "aiohttp"))
 
 
@@ -730,6 +747,12 @@ class Suite:
                 self.problems.append(f"bridge: {result['error_count']} errors {result['errors']}")
         self.raw["bridge"] = runs
         self.rows += rows(runs, s, Row, _at_most)
+
+    def archive(self) -> None:
+        """Benchmark 8, the archive: see benchmarks/archive.py."""
+        from . import archive
+
+        archive.run(self)
 
     def profile(self) -> None:
         """Run ours (curl) for benchmarks 1–3 once more under pyinstrument; text to files."""

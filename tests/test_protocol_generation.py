@@ -23,6 +23,7 @@ from caiclient.protocol.generation import (
     Located,
     Reply,
     Step,
+    TurnAdded,
     TurnChange,
     locate_reply,
 )
@@ -213,11 +214,35 @@ def test_regeneration_frames_with_only_the_new_candidate() -> None:
     assert reply.result is not None and reply.result.text == "AB"
 
 
-def test_a_reply_needs_exactly_one_of_its_two_forms() -> None:
-    with pytest.raises(ValueError, match="exactly one"):
-        Reply()
-    with pytest.raises(ValueError, match="exactly one"):
+def test_a_reply_takes_at_most_one_of_its_two_anchors() -> None:
+    with pytest.raises(ValueError, match="at most one"):
         Reply(own_turn_id="a", base=_base())
+
+
+def test_a_new_character_turn_follows_the_first_character_turn_only() -> None:
+    reply = Reply()
+    assert not reply.recoverable  # nothing known yet to look for in the history
+    user = turn_json("u", candidate("ku", "hi all", True), human=True)
+    assert reply.handle(turn_frame("add_turn", user)) is Step.SKIP
+    assert (
+        reply.handle(turn_frame("add_turn", turn_json("c1", candidate("k", "Hel"))))
+        is Step.PROGRESS
+    )
+    assert reply.recoverable and reply.reply_turn_id == "c1"
+    other = turn_json("c2", candidate("x", "someone else", True))
+    assert reply.handle(turn_frame("add_turn", other)) is Step.SKIP
+    done = turn_frame("update_turn", turn_json("c1", candidate("k", "Hello", True)))
+    assert reply.handle(done) is Step.DONE
+    assert reply.result is not None and reply.result.turn_id == "c1"
+
+
+def test_turn_added_waits_for_the_push_of_our_turn() -> None:
+    added = TurnAdded("mine")
+    other = turn_json("theirs", candidate("k", "x", True), human=True)
+    assert added.handle(turn_frame("add_turn", other)) is Step.SKIP
+    ours = turn_json("mine", candidate("k", "hello", True), human=True)
+    assert added.handle(turn_frame("add_turn", ours)) is Step.DONE
+    assert added.result is not None and added.result.text == "hello"
 
 
 # --- creating a chat, editing, pinning, selecting --------------------------------------------

@@ -44,9 +44,12 @@ def test_readme_example_runs(name: str) -> None:
 
 API_DOC = README.parent / "docs" / "api.md"
 API_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
-# Complete programs only; the fragment at the top shows the shared set-up.
+# Complete programs only (async ones run a loop, sync ones an emulator thread); the fragment
+# at the top shows the shared set-up.
 API_EXAMPLES = [
-    b for b in API_BLOCK.findall(API_DOC.read_text(encoding="utf-8")) if "asyncio.run(" in b
+    b
+    for b in API_BLOCK.findall(API_DOC.read_text(encoding="utf-8"))
+    if "asyncio.run(" in b or "with BackgroundEmulator(" in b
 ]
 
 

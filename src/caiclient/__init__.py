@@ -8,7 +8,7 @@ coroutine API; the plain name is the blocking twin.
 
 from . import auth
 from ._config import ClientOptions
-from ._core import ClientStats
+from ._core import ClientStats, RawBody
 from ._validate import RATING_LABELS
 from .auth import AsyncAuth
 from .client import AsyncClient
@@ -30,6 +30,7 @@ from .errors import (
     PersonaNotFound,
     ProtocolError,
     RateLimited,
+    RoomNotFound,
     ServerError,
     Timeout,
     TransportError,
@@ -96,9 +97,11 @@ __all__ = [
     "ProtocolError",
     "PublicUser",
     "RateLimited",
+    "RawBody",
     "ReplyAccumulator",
     "ReplyChunk",
     "RetryPolicy",
+    "RoomNotFound",
     "ServerError",
     "Settings",
     "Timeout",

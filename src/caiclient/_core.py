@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import os
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from ._config import ClientOptions
 from ._deadline import Deadline
 from ._neo_socket import NeoSocket
+from ._rooms_socket import RoomSocket
 from ._transport import HandshakeRefused, HttpTransport, WebSocket, task_cancelling
 from ._validate import check_timeout
 from .endpoints import Endpoints
@@ -30,11 +33,46 @@ from .models import User
 from .protocol import account, http
 from .protocol.retry import http_retry_delay
 
-__all__ = ["TOKEN_ENV", "ClientCore", "ClientStats", "mask", "normalise_token"]
+__all__ = [
+    "TOKEN_ENV",
+    "ClientCore",
+    "ClientStats",
+    "RawBody",
+    "capture_raw",
+    "mask",
+    "normalise_token",
+]
 
 log = logging.getLogger("caiclient")
 
 TOKEN_ENV = "CAI_TOKEN"
+
+# The REST bodies received by the current task, while someone captures them (capture_raw).
+_CAPTURED: contextvars.ContextVar[list[RawBody] | None] = contextvars.ContextVar(
+    "caiclient_captured", default=None
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RawBody:
+    """One REST answer exactly as the service sent it: the request's method and URL, and
+    the body's bytes (the models keep only the fields they know)."""
+
+    method: str
+    url: str
+    body: bytes
+
+
+@contextlib.contextmanager
+def capture_raw() -> Iterator[list[RawBody]]:
+    """Collect the body of every successful REST answer the calls made inside the block
+    receive, in order. Per task: concurrent tasks capturing at once each see their own."""
+    captured: list[RawBody] = []
+    token = _CAPTURED.set(captured)
+    try:
+        yield captured
+    finally:
+        _CAPTURED.reset(token)
 
 
 def normalise_token(token: str | None) -> str:
@@ -95,6 +133,14 @@ class ClientCore:
         self._user_task: asyncio.Task[User] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.socket = NeoSocket(self._connect_ws, options)
+        self._rooms_socket: RoomSocket | None = None
+
+    @property
+    def rooms_socket(self) -> RoomSocket:
+        """The group chats' socket, made on first use (most clients never open it)."""
+        if self._rooms_socket is None:
+            self._rooms_socket = RoomSocket(self._connect_rooms_ws, self.options)
+        return self._rooms_socket
 
     @property
     def stats(self) -> ClientStats:
@@ -155,6 +201,9 @@ class ClientCore:
             else:
                 found = http.error_for(response, not_found=not_found)
                 if found is None:
+                    captured = _CAPTURED.get()
+                    if captured is not None:
+                        captured.append(RawBody(request.method, request.url, response.body))
                     return response.body
                 error = found
             wait = self._retry_delay(request, error, next(delays, None))
@@ -249,15 +298,18 @@ class ClientCore:
         self._user = account.parse_user(body)
         return self._user
 
-    async def _connect_ws(self) -> WebSocket:
+    async def _connect_ws(self, url: str | None = None) -> WebSocket:
         # Both forms of auth the service accepts on the upgrade (docs/protocol.md §1.2).
         headers = {"Cookie": f'HTTP_AUTHORIZATION="Token {self.token}"; edge_rollout=60'}
         try:
             return await self.transport.ws_connect(
-                self.endpoints.neo_ws, headers=headers, timeout=self.options.timeout
+                url or self.endpoints.neo_ws, headers=headers, timeout=self.options.timeout
             )
         except HandshakeRefused as exc:
             raise await self._explain_refusal(exc) from None
+
+    async def _connect_rooms_ws(self) -> WebSocket:
+        return await self._connect_ws(self.endpoints.rooms_ws)
 
     async def _explain_refusal(self, exc: HandshakeRefused) -> CaiError:
         """A refused upgrade is a bad token or an anti-bot block; REST tells which."""
@@ -281,6 +333,8 @@ class ClientCore:
         if task is not None and not task.done():
             task.cancel()
         await self.socket.aclose()
+        if self._rooms_socket is not None:
+            await self._rooms_socket.aclose()
         if self._transport is not None:
             await self._transport.aclose()
 

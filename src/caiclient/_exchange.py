@@ -20,7 +20,7 @@ from typing import Generic, TypeVar
 from ._core import ClientCore
 from ._deadline import Deadline
 from ._locks import KeyedLocks, Lease
-from ._neo_socket import Inbox
+from ._socket import Inbox, ReconnectingSocket
 from .errors import CaiError, ClientClosed, Disconnected, ServerError, TransportError
 from .models import Turn
 from .protocol import neo
@@ -65,7 +65,8 @@ class SocketCall(Generic[R]):
     """One request on the chat socket, from its frame to its exchange's end.
 
     ``lock`` serialises the requests of one chat (None: no lock); ``locate`` makes a reply
-    cut off by a drop recoverable from the history (None: a drop raises Disconnected).
+    cut off by a drop recoverable from the history (None: a drop raises Disconnected);
+    ``socket`` is the socket to use (default: the chat socket; group chats pass theirs).
     """
 
     def __init__(
@@ -77,8 +78,10 @@ class SocketCall(Generic[R]):
         timeout: float | None,
         lock: tuple[KeyedLocks, str] | None = None,
         locate: Locate | None = None,
+        socket: ReconnectingSocket | None = None,
     ) -> None:
         self._core = core
+        self._socket: ReconnectingSocket = socket if socket is not None else core.socket
         self.exchange = exchange
         self._frame_source = frame
         self._frame = b""
@@ -146,7 +149,7 @@ class SocketCall(Generic[R]):
 
     def _abort(self) -> None:
         """Tell the server to stop the generation nobody waits for any more (§8.5)."""
-        self._core.socket.send_soon(neo.abort_generation(request_id=self.request_id))
+        self._socket.send_soon(neo.abort_generation(request_id=self.request_id))
         self._core.counts["aborted_generations"] += 1
         log.info("request %s left before its end; asked the server to stop", self.request_id)
 
@@ -198,8 +201,7 @@ class SocketCall(Generic[R]):
 
     async def _send(self) -> Inbox:
         assert self.deadline is not None
-        socket = self._core.socket
-        inbox = await socket.register(self.request_id, self.deadline)
+        inbox = await self._socket.register(self.request_id, self.deadline)
         self._inbox = inbox
         await inbox.send(self._frame)
         self._sent = True
@@ -210,19 +212,18 @@ class SocketCall(Generic[R]):
     def _close_inbox(self) -> None:
         inbox, self._inbox = self._inbox, None
         if inbox is not None:
-            self._core.socket.unregister(inbox)
+            self._socket.unregister(inbox)
 
     async def _failed(self, error: CaiError) -> None:
         """Follow the policy for ``error``: return to go on (re-sent or recovered), or raise."""
         self._close_inbox()
         exchange = self.exchange
         assert self.deadline is not None
-        reply = exchange if isinstance(exchange, Reply) else None
         verdict = after_send_failure(
             error,
-            recoverable=reply is not None and reply.recoverable and self._locate is not None,
+            recoverable=exchange.recoverable and self._locate is not None,
             resent=self._resends > 0,
-            delivered=reply is not None and reply.started,
+            delivered=isinstance(exchange, Reply) and exchange.started,
             waits=self._waits,
             rate_limit_wait=self._core.options.rate_limit_wait,
             left=self.deadline.remaining(),
@@ -236,11 +237,11 @@ class SocketCall(Generic[R]):
             log.info("rate limited; waiting %.1f s as the server asked", verdict.seconds)
             await asyncio.sleep(verdict.seconds)
             return
-        assert isinstance(verdict, Recover) and reply is not None
+        assert isinstance(verdict, Recover)
         log.info("request %s failed (%s); recovering its reply", self.request_id, error)
-        await self._recover(reply)
+        await self._recover(exchange)
 
-    async def _recover(self, reply: Reply) -> None:
+    async def _recover(self, exchange: Exchange[R]) -> None:
         """Read the history until the reply is there (done), the message is known lost
         (send it again), or the deadline passes (Disconnected)."""
         core, deadline, locate = self._core, self.deadline, self._locate
@@ -260,7 +261,7 @@ class SocketCall(Generic[R]):
                 log.info("recovery: history not readable yet (%s)", exc)
             else:
                 if located is Located.REPLIED and turn is not None:
-                    reply.recovered(turn)
+                    exchange.recovered(turn)
                     core.counts["recovered_replies"] += 1
                     return
                 if located is Located.NOT_RECEIVED:

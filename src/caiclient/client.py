@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from types import TracebackType
 
 from ._api.account import AsyncAccountAPI
@@ -9,11 +10,12 @@ from ._api.characters import AsyncCharactersAPI
 from ._api.chats import AsyncChatsAPI
 from ._api.images import AsyncImagesAPI
 from ._api.personas import AsyncPersonasAPI
+from ._api.rooms import AsyncRoomsAPI
 from ._api.users import AsyncUsersAPI
 from ._api.v1 import AsyncV1API
 from ._api.voices import AsyncVoicesAPI
 from ._config import DEFAULT_IDLE_TIMEOUT, DEFAULT_IMPERSONATE, DEFAULT_TIMEOUT, ClientOptions
-from ._core import ClientCore, ClientStats, mask, normalise_token
+from ._core import ClientCore, ClientStats, RawBody, capture_raw, mask, normalise_token
 from ._transport import HttpTransport
 from .endpoints import Endpoints
 from .errors import ValidationError
@@ -41,8 +43,8 @@ class AsyncClient:
 
     Every option is checked here (ValidationError), before anything is opened.
 
-    Namespaces: ``account``, ``personas``, ``users``, ``characters``, ``chats``, ``voices``,
-    ``images`` and ``v1`` (legacy Chat V1).
+    Namespaces: ``account``, ``personas``, ``users``, ``characters``, ``chats``, ``rooms``
+    (group chats), ``voices``, ``images`` and ``v1`` (legacy Chat V1).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class AsyncClient:
         self.users = AsyncUsersAPI(self._core)
         self.characters = AsyncCharactersAPI(self._core)
         self.chats = AsyncChatsAPI(self._core)
+        self.rooms = AsyncRoomsAPI(self._core)
         self.voices = AsyncVoicesAPI(self._core)
         self.images = AsyncImagesAPI(self._core)
         self.v1 = AsyncV1API(self._core)
@@ -98,6 +101,14 @@ class AsyncClient:
         """A snapshot of what the client did to keep working (reconnects, recovered
         replies, re-sent messages, HTTP retries, aborted generations)."""
         return self._core.stats
+
+    @staticmethod
+    def capture_raw() -> AbstractContextManager[list[RawBody]]:
+        """``with client.capture_raw() as bodies:`` collects the exact body of every REST
+        answer the calls inside the block (of this task) receive, for tools that must keep
+        what the service sent beyond the fields the models know (the archive, schema checks).
+        """
+        return capture_raw()
 
     async def ping(self, *, timeout: float | None = None) -> float:
         """Open the chat socket if needed, send a keepalive probe and return the seconds

@@ -73,5 +73,10 @@ class Endpoints:
         return cls.local(origin) if origin else cls.live()
 
     @property
+    def rooms_ws(self) -> str:
+        """The group chats' Centrifugo socket, beside the chat socket on the neo host (§9)."""
+        return self.neo_ws.removesuffix("/ws/").removesuffix("/ws") + "/connection/websocket"
+
+    @property
     def is_live(self) -> bool:
         return self.neo == "https://neo.character.ai"

@@ -13,6 +13,7 @@
     │   ├── ChatNotFound
     │   ├── HistoryNotFound    (legacy Chat V1)
     │   ├── PersonaNotFound
+    │   ├── RoomNotFound       a group chat that does not exist or you are not in
     │   ├── TurnNotFound
     │   ├── UserNotFound
     │   └── VoiceNotFound
@@ -49,6 +50,7 @@ __all__ = [
     "PersonaNotFound",
     "ProtocolError",
     "RateLimited",
+    "RoomNotFound",
     "ServerError",
     "Timeout",
     "TransportError",
@@ -126,6 +128,11 @@ class PersonaNotFound(NotFound):
 
 class VoiceNotFound(NotFound):
     """No voice with that id."""
+
+
+class RoomNotFound(NotFound):
+    """No group chat with that id among yours (a room you are not a member of reads the
+    same: join it with its join token first)."""
 
 
 class TurnNotFound(NotFound):

@@ -16,6 +16,7 @@ from ._api.characters import AsyncCharactersAPI
 from ._api.chats import AsyncChatsAPI
 from ._api.images import AsyncImagesAPI
 from ._api.personas import DEFAULT_DESCRIPTION, DEFAULT_GREETING, AsyncPersonasAPI
+from ._api.rooms import AsyncRoomsAPI
 from ._api.users import AsyncUsersAPI
 from ._api.v1 import AsyncV1API
 from ._api.voices import DEFAULT_PREVIEW, AsyncVoicesAPI
@@ -34,6 +35,8 @@ from .models import (
     Chat,
     Persona,
     PublicUser,
+    Room,
+    RoomEvent,
     Settings,
     Turn,
     User,
@@ -54,6 +57,7 @@ __all__ = [
     "Client",
     "ImagesAPI",
     "PersonasAPI",
+    "RoomsAPI",
     "UsersAPI",
     "VoicesAPI",
 ]
@@ -675,6 +679,217 @@ class ChatsAPI:
         )
 
 
+class RoomsAPI:
+    """Group chats (``client.rooms``): several characters and users in one chat.
+
+    Rooms: ``list``, ``get``, ``create``, ``delete``, ``rename``, ``add_character``,
+    ``remove_character``, ``update_settings``, ``join_token``, ``preview``, ``join``,
+    ``history``, ``iter_history``. Turns: ``send`` (your message), ``generate`` /
+    ``stream_generate`` (a character's reply), ``stream`` (your message, then a reply),
+    ``regenerate`` / ``stream_regenerate`` (a swipe), ``select``, ``edit``, ``delete_turns``.
+    Following a room: ``events``. Requests about one room run one after another; different
+    rooms run concurrently. A room you are not in reads as RoomNotFound.
+    """
+
+    def __init__(self, api: AsyncRoomsAPI, portal: Portal) -> None:
+        self._api = api
+        self._portal = portal
+
+    def list(self, *, timeout: float | None = None) -> builtins.list[Room]:
+        """The rooms you are a member of (without their turns). Safe to cancel."""
+        return self._portal.call(self._api.list, timeout=timeout)
+
+    def get(self, room: Room | str, *, timeout: float | None = None) -> Room:
+        """The room with this id, as it is now. Raises RoomNotFound (also for a room you are
+        not in)."""
+        return self._portal.call(self._api.get, room, timeout=timeout)
+
+    def create(
+        self,
+        characters: str | Iterable[str],
+        *,
+        title: str = "",
+        description: str = "",
+        visibility: str = "VISIBILITY_UNLISTED",
+        anyone_can_join: bool = True,
+        require_approval: bool = False,
+        greeting: bool = True,
+        timeout: float | None = None,
+    ) -> Room:
+        """A new room with these characters (one id or several); you are its owner. With
+        ``greeting`` each character greets the room. Raises CharacterNotFound, ValidationError.
+        """
+        return self._portal.call(
+            self._api.create,
+            characters,
+            title=title,
+            description=description,
+            visibility=visibility,
+            anyone_can_join=anyone_can_join,
+            require_approval=require_approval,
+            greeting=greeting,
+            timeout=timeout,
+        )
+
+    def delete(self, room: Room | str, *, timeout: float | None = None) -> None:
+        """Delete the room (its creator only: ServerError 403 otherwise). RoomNotFound."""
+        return self._portal.call(self._api.delete, room, timeout=timeout)
+
+    def rename(self, room: Room | str, title: str, *, timeout: float | None = None) -> Room:
+        """Give the room a new title; return the room. Raises RoomNotFound."""
+        return self._portal.call(self._api.rename, room, title, timeout=timeout)
+
+    def add_character(
+        self, room: Room | str, character_id: str, *, timeout: float | None = None
+    ) -> Room:
+        """Bring a character into the room; return the room. Raises RoomNotFound,
+        CharacterNotFound, ServerError when the room is full."""
+        return self._portal.call(self._api.add_character, room, character_id, timeout=timeout)
+
+    def remove_character(
+        self, room: Room | str, character_id: str, *, timeout: float | None = None
+    ) -> Room:
+        """Take a character out of the room (a room keeps at least one). Raises
+        RoomNotFound, CharacterNotFound (not in the room)."""
+        return self._portal.call(self._api.remove_character, room, character_id, timeout=timeout)
+
+    def update_settings(
+        self,
+        room: Room | str,
+        *,
+        anyone_can_join: bool | None = None,
+        require_approval: bool | None = None,
+        auto_smart_reply: bool | None = None,
+        smart_reply_timer: bool | None = None,
+        timeout: float | None = None,
+    ) -> Room:
+        """Change the room's settings (None keeps one as it is); return the room."""
+        return self._portal.call(
+            self._api.update_settings,
+            room,
+            anyone_can_join=anyone_can_join,
+            require_approval=require_approval,
+            auto_smart_reply=auto_smart_reply,
+            smart_reply_timer=smart_reply_timer,
+            timeout=timeout,
+        )
+
+    def join_token(self, room: Room | str, *, timeout: float | None = None) -> str:
+        """The token another user passes to :meth:`join` (the web client's invite link
+        carries it). Raises RoomNotFound."""
+        return self._portal.call(self._api.join_token, room, timeout=timeout)
+
+    def preview(self, join_token: str, *, timeout: float | None = None) -> Room:
+        """The room a join token opens, without joining it. Raises RoomNotFound."""
+        return self._portal.call(self._api.preview, join_token, timeout=timeout)
+
+    def join(self, join_token: str, *, timeout: float | None = None) -> Room:
+        """Join the room of a join token (joining twice is harmless); return it. Raises
+        RoomNotFound for an unknown token, ServerError when the room is full."""
+        return self._portal.call(self._api.join, join_token, timeout=timeout)
+
+    def history(
+        self, room: Room | str, *, all_candidates: bool = False, timeout: float | None = None
+    ) -> builtins.list[Turn]:
+        """Every turn of the room, oldest first (all pages; ``timeout`` bounds the whole
+        call). ``all_candidates`` loads every swipe of each turn. Raises RoomNotFound."""
+        return self._portal.call(
+            self._api.history, room, all_candidates=all_candidates, timeout=timeout
+        )
+
+    def iter_history(
+        self, room: Room | str, *, all_candidates: bool = False, timeout: float | None = None
+    ) -> Iterator[builtins.list[Turn]]:
+        """The room's history a page at a time, newest page first, each page newest first
+        (``timeout`` bounds each page)."""
+        return self._portal.iterate(
+            self._api.iter_history(room, all_candidates=all_candidates, timeout=timeout)
+        )
+
+    def send(self, room: Room | str, text: str, *, timeout: float | None = None) -> Turn:
+        """Post your message in the room (no one answers yet: see :meth:`generate`); return
+        your turn as stored. Raises RoomNotFound, Filtered, ValidationError."""
+        return self._portal.call(self._api.send, room, text, timeout=timeout)
+
+    def generate(
+        self, room: Room | str, character: str | None = None, *, timeout: float | None = None
+    ) -> Turn:
+        """A character's reply: ``character`` (an id of the room's cast) or, with None, the
+        one the service picks (the web client's "smart reply"). Returns the complete turn.
+        Raises RoomNotFound, CharacterNotFound, RateLimited, Timeout; cancelling tells the
+        server to stop."""
+        return self._portal.call(self._api.generate, room, character, timeout=timeout)
+
+    def stream_generate(
+        self, room: Room | str, character: str | None = None, *, timeout: float | None = None
+    ) -> Iterator[ReplyChunk]:
+        """Like :meth:`generate`, iterating over the reply as it is generated (the chunks of
+        ``client.chats.stream``)."""
+        return self._portal.iterate(self._api.stream_generate(room, character, timeout=timeout))
+
+    def stream(
+        self,
+        room: Room | str,
+        text: str,
+        *,
+        character: str | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[ReplyChunk]:
+        """Post your message, then stream a character's reply to it (``character`` as in
+        :meth:`generate`). ``timeout`` bounds each of the two steps."""
+        return self._portal.iterate(
+            self._api.stream(room, text, character=character, timeout=timeout)
+        )
+
+    def regenerate(self, turn: Turn, *, timeout: float | None = None) -> Turn:
+        """Another reply ("swipe") for a character's turn of the room; it becomes the
+        primary candidate. Returns the turn with all its candidates."""
+        return self._portal.call(self._api.regenerate, turn, timeout=timeout)
+
+    def stream_regenerate(
+        self, turn: Turn, *, timeout: float | None = None
+    ) -> Iterator[ReplyChunk]:
+        """Like :meth:`regenerate`, as chunks."""
+        return self._portal.iterate(self._api.stream_regenerate(turn, timeout=timeout))
+
+    def select(
+        self, turn: Turn, candidate: Candidate | str, *, timeout: float | None = None
+    ) -> Turn:
+        """Make one of a turn's candidates the primary one; return the turn."""
+        return self._portal.call(self._api.select, turn, candidate, timeout=timeout)
+
+    def edit(self, turn: Turn, text: str, *, timeout: float | None = None) -> Turn:
+        """Replace the text of a turn of the room (yours or a character's; not another
+        user's): a new candidate, first and primary. Returns the turn."""
+        return self._portal.call(self._api.edit, turn, text, timeout=timeout)
+
+    def delete_turns(
+        self,
+        room: Room | str,
+        turns: Turn | str | Iterable[Turn | str],
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Delete turns of the room. As in the web client, this goes through the chat
+        socket (``remove_turns``, §9). Raises RoomNotFound."""
+        return self._portal.call(self._api.delete_turns, room, turns, timeout=timeout)
+
+    def events(
+        self, room: Room | str | None = None, *, partial: bool = False, timeout: float | None = None
+    ) -> Iterator[RoomEvent]:
+        """What happens in a room (or, with None, in every room you are in when it starts):
+        other users' turns, characters' replies, edits, swipes, deletions — yours too.
+
+        Each complete turn is yielded once (``partial=True`` also yields the streaming
+        steps of replies, with ``final=False``). Across a dropped connection the socket
+        asks the server for what it missed; when the server cannot replay it, the history
+        is read and what changed is yielded, so nothing is missed or repeated. ``timeout``
+        bounds the wait for each event (None: until you stop iterating). Raises
+        RoomNotFound, Disconnected when the socket cannot be reopened.
+        """
+        return self._portal.iterate(self._api.events(room, partial=partial, timeout=timeout))
+
+
 class VoicesAPI:
     """Voices and text-to-speech (``client.voices``).
 
@@ -1100,6 +1315,7 @@ class Client:
         self.users = UsersAPI(self._async.users, self._portal)
         self.characters = CharactersAPI(self._async.characters, self._portal)
         self.chats = ChatsAPI(self._async.chats, self._portal)
+        self.rooms = RoomsAPI(self._async.rooms, self._portal)
         self.voices = VoicesAPI(self._async.voices, self._portal)
         self.images = ImagesAPI(self._async.images, self._portal)
         self.v1 = V1API(self._async.v1, self._portal)

@@ -86,6 +86,7 @@ T = TypeVar("T")
 # every command without importing any of them. Later commands (backup, export, serve) are
 # one line each.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "backup": ("caiclient.cli.backup:backup", "Back up every chat into a local archive."),
     "characters": ("caiclient.cli.catalog:characters", "Search characters and show them."),
     "chat": ("caiclient.cli.chat:chat", "Chat with a character in the terminal, or as a filter."),
     "chats": ("caiclient.cli.catalog:chats", "List, show, rename, archive and copy chats."),
@@ -96,6 +97,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Check the token, network and service; say what to do.",
     ),
     "emulator": ("caiclient.cli._emulator_cmd:emulator", "Serve the local emulator until Ctrl-C."),
+    "export": ("caiclient.cli.backup:export", "Export the archive for SillyTavern, ooba, …"),
     "login": ("caiclient.cli.login:login", "Log in and store the token for a profile."),
     "logout": ("caiclient.cli.login:logout", "Forget the stored token of a profile."),
     "personas": ("caiclient.cli.catalog:personas", "List, create, update and delete personas."),

@@ -28,6 +28,13 @@ from ._media import (
     Voice,
     VoiceCreator,
 )
+from ._room import (
+    Room,
+    RoomCharacter,
+    RoomEvent,
+    RoomMember,
+    RoomSettings,
+)
 from ._v1 import (
     V1Chunk,
     V1History,
@@ -42,6 +49,11 @@ __all__ = [
     "Chat",
     "Persona",
     "PublicUser",
+    "Room",
+    "RoomCharacter",
+    "RoomEvent",
+    "RoomMember",
+    "RoomSettings",
     "Settings",
     "Turn",
     "TurnKey",

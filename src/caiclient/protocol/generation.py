@@ -35,6 +35,7 @@ __all__ = [
     "Located",
     "Reply",
     "Step",
+    "TurnAdded",
     "TurnChange",
     "frame_error",
     "locate_reply",
@@ -75,6 +76,16 @@ class Exchange(Generic[R]):
     def started(self) -> bool:
         """Whether the answer has begun (until then a tighter first-frame deadline may apply)."""
         return True
+
+    @property
+    def recoverable(self) -> bool:
+        """Whether what a drop cut off can be read back from the history (then the driver
+        looks for it and hands it to :meth:`recovered`)."""
+        return False
+
+    def recovered(self, turn: Turn) -> Step:
+        """End with ``turn``, read back from the history after a drop."""
+        return self._finish(turn)  # type: ignore[arg-type]  # Turn exchanges override it
 
     def handle(self, event: neo.Event) -> Step:
         """Take one frame routed to this request; say what it meant."""
@@ -147,22 +158,27 @@ def locate_reply(turns: list[Turn], turn_id: str) -> tuple[Located, Turn | None]
 
 
 class Reply(Exchange[Turn]):
-    """A generation: ``create_and_generate_turn`` (``own_turn_id`` set: the id we chose for
-    the user's message) or ``generate_turn_candidate`` (``base`` set: the turn regenerated).
+    """A generation, in one of three forms:
 
-    Rules: our own message's echo is skipped (by its id, not ``is_human``, which the
-    service may omit); a regeneration follows only its turn and locks onto the candidate
-    it adds (the first one ``base`` did not have, else the primary: whether frames carry
-    the older candidates is uncertain, §15.7), and its result keeps the older candidates;
-    text the server shortens is delivered as a rewrite (:class:`ReplyChunk.rewritten`).
+    - ``own_turn_id``: ``create_and_generate_turn``, the reply to the message whose turn id
+      we chose (its echo is skipped by that id, not by ``is_human``, which the service may
+      omit);
+    - ``base``: ``generate_turn_candidate``, a swipe of that turn: only its frames count, and
+      the exchange locks onto the candidate it adds (the first one ``base`` did not have,
+      else the primary: whether frames carry the older candidates is uncertain, §15.7); the
+      result keeps the older candidates;
+    - neither: a character's new turn in a group chat (``generate_turn``, §9): the first
+      character turn routed to the request.
+
+    Text the server shortens is delivered as a rewrite (:class:`ReplyChunk.rewritten`).
     """
 
     generates = True
 
     def __init__(self, *, own_turn_id: str | None = None, base: Turn | None = None) -> None:
         super().__init__()
-        if (own_turn_id is None) == (base is None):
-            raise ValueError("a Reply needs exactly one of own_turn_id or base")
+        if own_turn_id is not None and base is not None:
+            raise ValueError("a Reply takes at most one of own_turn_id or base")
         self.own_turn_id = own_turn_id
         self.base = base
         self.accumulator = ReplyAccumulator()
@@ -170,9 +186,18 @@ class Reply(Exchange[Turn]):
 
     @property
     def recoverable(self) -> bool:
-        """Whether a reply cut off by a drop can be found in the history: only for a message
-        whose turn id we chose; a regeneration's new candidate id is the server's."""
-        return self.own_turn_id is not None
+        """Whether a reply cut off by a drop can be found in the history: for a message
+        whose turn id we chose, and for a new character turn once its first frame told us
+        its id; not for a regeneration, whose new candidate id is the server's."""
+        if self.base is not None:
+            return False
+        return self.own_turn_id is not None or self.started
+
+    @property
+    def reply_turn_id(self) -> str | None:
+        """The id of the reply's turn, once its first frame has arrived."""
+        turn = self.accumulator.turn
+        return turn.turn_id if turn is not None else None
 
     @property
     def started(self) -> bool:
@@ -186,6 +211,8 @@ class Reply(Exchange[Turn]):
         if self.base is None:
             if turn.turn_key.turn_id == self.own_turn_id:
                 return Step.SKIP  # The echo of our own message.
+            if self.own_turn_id is None and self._not_ours(turn):
+                return Step.SKIP
         elif turn.turn_key.turn_id != self.base.turn_id:
             return Step.SKIP
         elif self.accumulator.candidate_id is None:
@@ -193,6 +220,11 @@ class Reply(Exchange[Turn]):
         if not self.accumulator.update(turn):
             return Step.SKIP
         return self._finish(self._complete()) if self.accumulator.final else Step.PROGRESS
+
+    def _not_ours(self, turn: Turn) -> bool:
+        """A new character turn: a user's turn, or another turn than the one followed."""
+        followed = self.reply_turn_id
+        return turn.is_human if followed is None else turn.turn_id != followed
 
     def _new_candidate(self, turn: Turn) -> str | None:
         known = self._known or set()
@@ -227,6 +259,24 @@ class Reply(Exchange[Turn]):
         return self._finish(self._complete())
 
 
+class TurnAdded(Exchange[Turn]):
+    """``create_turn`` in a group chat (§9): done when the turn with our id is pushed. Its
+    id is ours, so after a drop the history says whether it arrived."""
+
+    def __init__(self, turn_id: str) -> None:
+        super().__init__()
+        self.turn_id = turn_id
+
+    @property
+    def recoverable(self) -> bool:
+        return True
+
+    def _handle(self, event: neo.Event) -> Step:
+        if isinstance(event, (neo.AddTurn, neo.UpdateTurn)) and event.turn.turn_id == self.turn_id:
+            return self._finish(event.turn)
+        return Step.SKIP
+
+
 class TurnChange(Exchange[Turn]):
     """``edit_turn_candidate`` and ``set_turn_pin``: the one ``update_turn`` of that turn,
     merged with the candidates the caller's turn already had."""
@@ -242,10 +292,15 @@ class TurnChange(Exchange[Turn]):
 
 
 class Acknowledged(Exchange[bool]):
-    """``update_primary_candidate``: answered by ``ok``."""
+    """A request answered by one frame of a kind: ``ok`` for ``update_primary_candidate``,
+    ``remove_turns_response`` for ``remove_turns``."""
+
+    def __init__(self, answer: type[neo.Event] = neo.Ok) -> None:
+        super().__init__()
+        self.answer = answer
 
     def _handle(self, event: neo.Event) -> Step:
-        return self._finish(True) if isinstance(event, neo.Ok) else Step.SKIP
+        return self._finish(True) if isinstance(event, self.answer) else Step.SKIP
 
 
 def merged(new: Turn, known: Turn) -> Turn:

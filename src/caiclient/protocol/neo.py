@@ -19,6 +19,7 @@ from ..errors import (
     Filtered,
     ProtocolError,
     RateLimited,
+    RoomNotFound,
     ServerError,
     TurnNotFound,
 )
@@ -41,13 +42,17 @@ __all__ = [
     "create_and_generate_turn",
     "create_chat",
     "edit_turn_candidate",
+    "envelope",
     "error_from_frame",
     "error_from_malformed",
     "error_from_neo",
     "generate_turn_candidate",
     "parse_frame",
+    "previous_annotations",
     "remove_turns",
     "set_turn_pin",
+    "turn_key",
+    "turn_payload",
     "update_primary_candidate",
 ]
 
@@ -240,6 +245,8 @@ def error_from_neo(
     if "not found" in text or error_code == 404:
         if "character" in text:
             return CharacterNotFound(comment)
+        if "room" in text:
+            return RoomNotFound(comment)
         if "turn" in text:
             return TurnNotFound(comment)
         return ChatNotFound(comment or "chat not found")
@@ -256,7 +263,7 @@ def error_from_malformed(event: Malformed) -> ProtocolError:
 _encode = msgspec.json.Encoder().encode
 
 
-def _envelope(command: str, request_id: str, payload: dict[str, Any]) -> bytes:
+def envelope(command: str, request_id: str, payload: dict[str, Any]) -> bytes:
     return _encode(
         {"command": command, "request_id": request_id, "origin_id": ORIGIN_ID, "payload": payload}
     )
@@ -266,7 +273,7 @@ def create_chat(
     *, request_id: str, chat_id: str, character_id: str, creator_id: str, with_greeting: bool
 ) -> bytes:
     """Envelope of ``create_chat`` (§8.5)."""
-    return _envelope(
+    return envelope(
         "create_chat",
         request_id,
         {
@@ -282,7 +289,7 @@ def create_chat(
     )
 
 
-def _turn_payload(
+def turn_payload(
     *,
     chat_id: str,
     character_id: str,
@@ -326,7 +333,7 @@ def create_and_generate_turn(
     ``command="create_turn"`` the same payload adds the user's turn without generating a
     reply (§8.5; answered by the ``add_turn`` echo only).
     """
-    payload = _turn_payload(
+    payload = turn_payload(
         chat_id=chat_id,
         character_id=character_id,
         turn_id=turn_id,
@@ -335,7 +342,7 @@ def create_and_generate_turn(
         text=text,
         user_name=user_name,
     )
-    return _envelope(command, request_id, payload)
+    return envelope(command, request_id, payload)
 
 
 # The 22 feedback counters the web client sends with every generation, all zero (§8.5).
@@ -354,7 +361,7 @@ ANNOTATION_COUNTERS = (
 )
 
 
-def _previous_annotations() -> dict[str, int]:
+def previous_annotations() -> dict[str, int]:
     counters: dict[str, int] = {}
     for name in ANNOTATION_COUNTERS:
         counters[name] = 0
@@ -362,7 +369,7 @@ def _previous_annotations() -> dict[str, int]:
     return counters
 
 
-def _turn_key(chat_id: str, turn_id: str) -> dict[str, str]:
+def turn_key(chat_id: str, turn_id: str) -> dict[str, str]:
     return {"chat_id": chat_id, "turn_id": turn_id}
 
 
@@ -370,16 +377,16 @@ def generate_turn_candidate(
     *, request_id: str, chat_id: str, turn_id: str, character_id: str, user_name: str = ""
 ) -> bytes:
     """Envelope of ``generate_turn_candidate``: regenerate ("swipe") a character turn."""
-    return _envelope(
+    return envelope(
         "generate_turn_candidate",
         request_id,
         {
             "character_id": character_id,
-            "turn_key": _turn_key(chat_id, turn_id),
+            "turn_key": turn_key(chat_id, turn_id),
             "tts_enabled": False,
             "selected_language": "",
             "user_name": user_name,
-            "previous_annotations": _previous_annotations(),
+            "previous_annotations": previous_annotations(),
         },
     )
 
@@ -388,11 +395,11 @@ def edit_turn_candidate(
     *, request_id: str, chat_id: str, turn_id: str, candidate_id: str, text: str
 ) -> bytes:
     """Envelope of ``edit_turn_candidate``: replace the text of candidate ``candidate_id``."""
-    return _envelope(
+    return envelope(
         "edit_turn_candidate",
         request_id,
         {
-            "turn_key": _turn_key(chat_id, turn_id),
+            "turn_key": turn_key(chat_id, turn_id),
             "current_candidate_id": candidate_id,
             "new_candidate_raw_content": text,
         },
@@ -403,28 +410,28 @@ def update_primary_candidate(
     *, request_id: str, chat_id: str, turn_id: str, candidate_id: str
 ) -> bytes:
     """Envelope of ``update_primary_candidate``: select a swipe; answered by ``ok``."""
-    return _envelope(
+    return envelope(
         "update_primary_candidate",
         request_id,
-        {"candidate_id": candidate_id, "turn_key": _turn_key(chat_id, turn_id)},
+        {"candidate_id": candidate_id, "turn_key": turn_key(chat_id, turn_id)},
     )
 
 
 def set_turn_pin(*, request_id: str, chat_id: str, turn_id: str, pinned: bool) -> bytes:
     """Envelope of ``set_turn_pin``; answered by one ``update_turn`` with ``is_pinned``."""
-    return _envelope(
+    return envelope(
         "set_turn_pin",
         request_id,
-        {"is_pinned": pinned, "turn_key": _turn_key(chat_id, turn_id)},
+        {"is_pinned": pinned, "turn_key": turn_key(chat_id, turn_id)},
     )
 
 
 def remove_turns(*, request_id: str, chat_id: str, turn_ids: list[str]) -> bytes:
     """Envelope of ``remove_turns`` (the older way to delete; answered by
     ``remove_turns_response``)."""
-    return _envelope("remove_turns", request_id, {"chat_id": chat_id, "turn_ids": turn_ids})
+    return envelope("remove_turns", request_id, {"chat_id": chat_id, "turn_ids": turn_ids})
 
 
 def abort_generation(*, request_id: str) -> bytes:
     """Envelope of ``abort_generation``: ``request_id`` is the generation's own (§8.5)."""
-    return _envelope("abort_generation", request_id, {})
+    return envelope("abort_generation", request_id, {})
