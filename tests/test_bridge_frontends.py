@@ -183,9 +183,12 @@ async def test_librechat_conversation_header_and_title(
 
 
 async def test_client_retry_after_a_timeout_makes_one_turn(tmp_path: Path) -> None:
-    async with Emulator(chunk_delay=0.25) as emu, bridge_on(emu, sqlite_url(tmp_path)) as b:
+    # The reply takes 1.6 s (5 frames 0.4 s apart): the first attempt times out at 1 s; the
+    # retry (after openai's 0.4-0.5 s back-off) waits for it and gets it, with a margin of
+    # about 0.6 s each way, so a loaded machine does not decide the outcome.
+    async with Emulator(chunk_delay=0.4) as emu, bridge_on(emu, sqlite_url(tmp_path)) as b:
         async with openai.AsyncOpenAI(
-            base_url=b.v1, api_key="unused", timeout=0.6, max_retries=1
+            base_url=b.v1, api_key="unused", timeout=1.0, max_retries=1
         ) as oa:
             got = await oa.chat.completions.create(
                 model=b.echo, messages=[{"role": "user", "content": "Slow one"}]
@@ -211,7 +214,8 @@ async def _hang_up_after_first_delta(b: Bridge, messages: list[dict[str, str]]) 
 
 
 async def test_disconnect_mid_stream_stops_the_generation(tmp_path: Path) -> None:
-    async with Emulator(chunk_delay=0.1) as emu, bridge_on(emu, sqlite_url(tmp_path)) as b:
+    # Frames 0.25 s apart: the stop reaches the emulator long before the reply would end.
+    async with Emulator(chunk_delay=0.25) as emu, bridge_on(emu, sqlite_url(tmp_path)) as b:
         seen = await _hang_up_after_first_delta(b, [user("Cut me off")])
         assert seen
         # The conversation is free at once; the service was told to stop generating.

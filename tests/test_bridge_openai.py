@@ -56,9 +56,10 @@ async def test_create_returns_the_characters_reply_in_openai_shape(
 
 
 async def test_stream_with_include_usage(tmp_path: Path) -> None:
-    # Frames 20 ms apart, so that each reaches the client as a delta of its own.
+    # Frames 0.1 s apart, so that each reaches the client as a delta of its own (frames
+    # that arrive together are sent as one, so a shorter gap would be at the mercy of load).
     async with (
-        Emulator(chunk_delay=0.02) as emu,
+        Emulator(chunk_delay=0.1) as emu,
         bridge_on(emu, sqlite_url(tmp_path)) as bridge,
         openai.AsyncOpenAI(base_url=bridge.v1, api_key="unused") as oa,
     ):
