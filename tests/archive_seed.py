@@ -7,6 +7,7 @@ from typing import Any
 
 from caiclient import Chat, Turn
 from caiclient.emulator import Emulator
+from caiclient.emulator.chat import CHAT
 
 
 @dataclass
@@ -61,5 +62,4 @@ async def seed_account(client: Any, emu: Emulator, *, long_messages: int = 30) -
 def delete_chat_on_server(emu: Emulator, chat_id: str) -> None:
     """The live service can lose a chat; no client call deletes one, so reach into the
     emulator's store (test-only)."""
-    record = emu.store.chats.pop(chat_id)
-    emu.store._by_owner[record.owner.id].remove(record)
+    emu.app[CHAT].delete_chat(chat_id)

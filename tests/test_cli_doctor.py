@@ -93,18 +93,16 @@ def test_service_unavailable(logged_in: Emulator, capsys: pytest.CaptureFixture[
     assert account["data"]["status"] == 503
 
 
-@pytest.mark.xfail(strict=True, reason="needs emu.faults.silence (emulator helper)")
 def test_silent_socket(logged_in: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
-    logged_in.faults.silence(seconds=10)  # type: ignore[attr-defined]
+    logged_in.faults.silence(seconds=10)
     status, report = doctor(capsys, "--timeout", "1")
     assert status == 6
     socket = by_name(report, "chat socket")
     assert socket["status"] == "failed" and "silent socket" in socket["cause"]
 
 
-@pytest.mark.xfail(strict=True, reason="needs emu.faults.mutate_json (emulator helper)")
 def test_unknown_fields_are_listed(logged_in: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
-    logged_in.faults.mutate_json(path_prefix="/plus/chat/user/", add={"surprise": 1})  # type: ignore[attr-defined]
+    logged_in.faults.mutate_json(path_prefix="/plus/chat/user/", add={"surprise": 1})
     status, report = doctor(capsys, "--schema")
     assert status == 0
     user = next(d for d in report["schema"] if d["endpoint"] == "GET plus /chat/user/")

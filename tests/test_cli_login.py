@@ -31,8 +31,9 @@ def _click_when_mailed(emu: Emulator, email: str, done: threading.Event) -> thre
     def click() -> None:
         deadline = time.monotonic() + 20
         url = f"{emu.url}/__emulator__/mailbox?email={email}"
+        mailbox = urllib.request.Request(url, headers={"X-Emulator-Control": emu.control_token})
         while time.monotonic() < deadline and not done.is_set():
-            with urllib.request.urlopen(url, timeout=5) as answer:
+            with urllib.request.urlopen(mailbox, timeout=5) as answer:
                 mails = json.loads(answer.read())
             if mails:
                 with urllib.request.urlopen(mails[-1]["link"], timeout=5) as page:

@@ -1,8 +1,13 @@
-"""AsyncClient's account, personas and users namespaces against the emulator."""
+"""AsyncClient's account, personas and users namespaces against the emulator.
+
+The checks that arguments are refused before any I/O run on a MockTransport (``wire``),
+whose ``sent`` list shows that nothing went out; the literal-body tests of these
+namespaces are in test_client_account_mock.py.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,44 +20,23 @@ from caiclient import (
     UserNotFound,
     ValidationError,
 )
-from caiclient._transport import HttpTransport, WebSocket
-from caiclient._transport.curl import CurlTransport
 from caiclient.emulator import Emulator, SeedCharacter
 from caiclient.emulator.store import User as StoredUser
 from caiclient.models import Persona, PublicUser, Settings, User
-from caiclient.protocol.http import Request, Response
-
-
-class Counting:
-    """A transport that records every request before passing it on."""
-
-    def __init__(self, inner: HttpTransport) -> None:
-        self.inner = inner
-        self.requests: list[Request] = []
-
-    async def request(
-        self, request: Request, *, headers: Mapping[str, str], timeout: float
-    ) -> Response:
-        self.requests.append(request)
-        return await self.inner.request(request, headers=headers, timeout=timeout)
-
-    async def ws_connect(
-        self, url: str, *, headers: Mapping[str, str], timeout: float
-    ) -> WebSocket:
-        return await self.inner.ws_connect(url, headers=headers, timeout=timeout)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+from caiclient.transports import CurlTransport, MockTransport
+from mock_service import TOKEN, forwarding
 
 
 @pytest.fixture
-async def wire() -> Counting:
-    return Counting(CurlTransport(impersonate=None, proxy=None))
+def wire() -> MockTransport:
+    """Records every request; a request reaching it fails the test with TransportError
+    (no handler), so the validation tests below prove nothing was sent."""
+    return MockTransport()
 
 
 @pytest.fixture
-async def counted(emu: Emulator, wire: Counting) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(emu.token, endpoints=Endpoints.local(emu.url), transport=wire) as c:
+async def counted(wire: MockTransport) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(TOKEN, endpoints=Endpoints.live(), transport=wire) as c:
         yield c
 
 
@@ -109,11 +93,11 @@ async def test_update_taken_username_is_a_server_error(
     ],
 )
 async def test_update_is_validated_before_sending(
-    emu: Emulator, counted: AsyncClient, wire: Counting, kwargs: dict[str, Any]
+    counted: AsyncClient, wire: MockTransport, kwargs: dict[str, Any]
 ) -> None:
     with pytest.raises(ValidationError):
         await counted.account.update(**kwargs)
-    assert wire.requests == []
+    assert wire.sent == []
 
 
 async def test_settings_and_update_settings(client: AsyncClient) -> None:
@@ -154,19 +138,25 @@ async def test_update_settings_unknown_persona_is_persona_not_found(
     ],
 )
 async def test_update_settings_is_validated_before_sending(
-    counted: AsyncClient, wire: Counting, args: tuple[Any, ...], kwargs: dict[str, Any]
+    counted: AsyncClient, wire: MockTransport, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> None:
     with pytest.raises(ValidationError):
         await counted.account.update_settings(*args, **kwargs)
-    assert wire.requests == []
+    assert wire.sent == []
 
 
-async def test_update_settings_posts_the_whole_object(emu: Emulator, wire: Counting) -> None:
+async def test_update_settings_posts_the_whole_object(emu: Emulator) -> None:
     # Read-modify-write: every key read is sent back (see test_protocol_account for keys
-    # this library does not model).
-    async with AsyncClient(emu.token, endpoints=Endpoints.local(emu.url), transport=wire) as c:
-        await c.account.update_settings(proactive_dm_opted_out=True)
-    posted = wire.requests[-1]
+    # this library does not model). The requests go to the emulator through a real
+    # transport; MockTransport records them on the way.
+    real = CurlTransport(impersonate=None)
+    wire = MockTransport(forwarding(real, emu.token))
+    try:
+        async with AsyncClient(emu.token, endpoints=Endpoints.local(emu.url), transport=wire) as c:
+            await c.account.update_settings(proactive_dm_opted_out=True)
+    finally:
+        await real.aclose()
+    posted = wire.sent[-1].request
     assert posted.url.endswith("/plus/chat/user/update_settings/")
     assert set(posted.json) == {
         "voiceOverrides",
@@ -189,11 +179,13 @@ async def test_followers_and_following(
     assert await client.account.followers() == []
 
 
-async def test_account_calls_reject_a_bad_timeout(counted: AsyncClient, wire: Counting) -> None:
+async def test_account_calls_reject_a_bad_timeout(
+    counted: AsyncClient, wire: MockTransport
+) -> None:
     for call in (counted.account.settings, counted.account.followers, counted.account.following):
         with pytest.raises(ValidationError):
             await call(timeout=-1)
-    assert wire.requests == []
+    assert wire.sent == []
 
 
 # ---- personas -----------------------------------------------------------------------------
@@ -251,15 +243,15 @@ async def test_persona_server_refusal_is_a_server_error(emu: Emulator, client: A
     ],
 )
 async def test_persona_create_is_validated_before_sending(
-    counted: AsyncClient, wire: Counting, args: tuple[Any, ...], kwargs: dict[str, Any]
+    counted: AsyncClient, wire: MockTransport, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> None:
     with pytest.raises(ValidationError):
         await counted.personas.create(*args, **kwargs)
-    assert wire.requests == []
+    assert wire.sent == []
 
 
 async def test_persona_calls_are_validated_before_sending(
-    counted: AsyncClient, wire: Counting
+    counted: AsyncClient, wire: MockTransport
 ) -> None:
     p = "A" * 43
     with pytest.raises(ValidationError):
@@ -278,7 +270,7 @@ async def test_persona_calls_are_validated_before_sending(
         await counted.personas.set_for_character("bad id", p)
     with pytest.raises(ValidationError):
         await counted.personas.list(timeout=0)
-    assert wire.requests == []
+    assert wire.sent == []
 
 
 async def test_set_default_and_per_character(emu: Emulator, client: AsyncClient) -> None:
@@ -363,7 +355,7 @@ async def test_public_lists_read_every_page(emu: Emulator, client: AsyncClient) 
 
 @pytest.mark.parametrize("username", ["", "  ", " padded", None, 7, "x" * 65])
 async def test_usernames_are_validated_before_sending(
-    counted: AsyncClient, wire: Counting, username: Any
+    counted: AsyncClient, wire: MockTransport, username: Any
 ) -> None:
     for call in (
         counted.users.get,
@@ -374,4 +366,4 @@ async def test_usernames_are_validated_before_sending(
     ):
         with pytest.raises(ValidationError):
             await call(username)
-    assert wire.requests == []
+    assert wire.sent == []

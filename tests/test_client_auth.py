@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 
 from caiclient import AsyncClient, Endpoints, auth
-from caiclient._transport import StreamedResponse, WebSocket
-from caiclient._transport.curl import CurlTransport
 from caiclient.emulator import Emulator
 from caiclient.errors import (
     AuthError,
@@ -24,46 +21,22 @@ from caiclient.errors import (
 )
 from caiclient.protocol import auth as proto
 from caiclient.protocol.http import Request, Response
-
-
-class Recording:
-    """A transport that forwards to curl and records what was sent; ``on_response`` runs
-    after each request (tests use it to "click" mail links at a chosen moment)."""
-
-    def __init__(self, on_response: Any = None) -> None:
-        self.inner = CurlTransport(impersonate=None)
-        self.sent: list[Request] = []
-        self.on_response = on_response
-
-    async def request(
-        self, request: Request, *, headers: Mapping[str, str], timeout: float
-    ) -> Response:
-        self.sent.append(request)
-        response = await self.inner.request(request, headers=headers, timeout=timeout)
-        if self.on_response is not None:
-            await self.on_response(request, response)
-        return response
-
-    def stream(
-        self, request: Request, *, headers: Mapping[str, str], timeout: float
-    ) -> AbstractAsyncContextManager[StreamedResponse]:
-        self.sent.append(request)
-        return self.inner.stream(request, headers=headers, timeout=timeout)
-
-    async def ws_connect(
-        self, url: str, *, headers: Mapping[str, str], timeout: float
-    ) -> WebSocket:
-        raise AssertionError("no socket expected")
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+from caiclient.transports import CurlTransport, MockTransport
+from mock_service import forwarding
 
 
 @pytest.fixture
-async def recording() -> AsyncIterator[Recording]:
-    transport = Recording()
+async def real() -> AsyncIterator[CurlTransport]:
+    transport = CurlTransport(impersonate=None)
     yield transport
     await transport.aclose()
+
+
+@pytest.fixture
+def recording(real: CurlTransport) -> MockTransport:
+    """Forwards every request to the emulator through a real transport (no token: logins
+    have none) and records it in ``sent``."""
+    return MockTransport(forwarding(real))
 
 
 @pytest.fixture
@@ -87,7 +60,7 @@ async def test_guest_token_is_a_guest_account(emu: Emulator, endpoints: Endpoint
     assert await auth.guest(endpoints=endpoints) != token
 
 
-async def test_guest_validates_before_io(recording: Recording, endpoints: Endpoints) -> None:
+async def test_guest_validates_before_io(recording: MockTransport, endpoints: Endpoints) -> None:
     with pytest.raises(ValidationError):
         await auth.guest(endpoints="http://x", transport=recording)  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
@@ -129,7 +102,7 @@ async def test_link_for_another_email_is_refused(emu: Emulator, endpoints: Endpo
 
 
 async def test_a_link_holding_the_code_is_not_opened(
-    emu: Emulator, endpoints: Endpoints, recording: Recording
+    emu: Emulator, endpoints: Endpoints, recording: MockTransport
 ) -> None:
     await auth.send_login_email("direct@example.com", endpoints=endpoints)
     async with aiohttp.ClientSession() as http:
@@ -138,7 +111,7 @@ async def test_a_link_holding_the_code_is_not_opened(
         "direct@example.com", final, endpoints=endpoints, transport=recording
     )
     assert token
-    assert [r.method for r in recording.sent] == ["POST", "POST"]  # signIn, google_idp
+    assert [s.request.method for s in recording.sent] == ["POST", "POST"]  # signIn, google_idp
 
 
 async def test_character_ai_login_page_link_works(emu: Emulator, endpoints: Endpoints) -> None:
@@ -163,7 +136,7 @@ async def test_a_link_without_code_is_auth_error(emu: Emulator, endpoints: Endpo
 
 @pytest.mark.parametrize("email", ["plain", "a@b", "a b@c.de", "a@@b.de", "", 5, "x@y..de"])
 async def test_emails_are_validated_before_io(
-    recording: Recording, endpoints: Endpoints, email: Any
+    recording: MockTransport, endpoints: Endpoints, email: Any
 ) -> None:
     with pytest.raises(ValidationError):
         await auth.send_login_email(email, endpoints=endpoints, transport=recording)
@@ -178,7 +151,7 @@ async def test_emails_are_validated_before_io(
 
 @pytest.mark.parametrize("link", ["ftp://x/y", "character.ai/login/1", "https://a b", None])
 async def test_links_are_validated_before_io(
-    recording: Recording, endpoints: Endpoints, link: Any
+    recording: MockTransport, endpoints: Endpoints, link: Any
 ) -> None:
     with pytest.raises(ValidationError):
         await auth.login_with_link("a@example.com", link, endpoints=endpoints, transport=recording)
@@ -188,24 +161,26 @@ async def test_links_are_validated_before_io(
 # ---- polling ----------------------------------------------------------------------------
 
 
-async def test_login_by_polling_waits_for_the_click(emu: Emulator, endpoints: Endpoints) -> None:
+async def test_login_by_polling_waits_for_the_click(
+    emu: Emulator, endpoints: Endpoints, real: CurlTransport
+) -> None:
     polls: list[str] = []
+    forward = forwarding(real)
 
-    async def click_after_first_poll(request: Request, response: Response) -> None:
-        if "/login/polling/" not in request.url:
-            return
-        polls.append(response.body.decode())
-        if len(polls) == 1:
-            async with aiohttp.ClientSession() as http:
-                await (await http.get(emu.mailbox("poll@example.com")[-1].link)).read()
+    async def click_after_first_poll(request: Request) -> Response:
+        # Each request reaches the emulator; after the first poll the user "clicks".
+        response: Response = await forward(request)
+        if "/login/polling/" in request.url:
+            polls.append(response.body.decode())
+            if len(polls) == 1:
+                async with aiohttp.ClientSession() as http:
+                    await (await http.get(emu.mailbox("poll@example.com")[-1].link)).read()
+        return response
 
-    transport = Recording(click_after_first_poll)
-    try:
-        token = await auth.login_by_polling(
-            "poll@example.com", endpoints=endpoints, interval=0.01, transport=transport
-        )
-    finally:
-        await transport.aclose()
+    transport = MockTransport(click_after_first_poll)
+    token = await auth.login_by_polling(
+        "poll@example.com", endpoints=endpoints, interval=0.01, transport=transport
+    )
     assert '"pending"' in polls[0]
     assert '"done"' in polls[1]
     assert len(polls) == 2
@@ -222,7 +197,7 @@ async def test_login_by_polling_times_out(emu: Emulator, endpoints: Endpoints) -
 
 @pytest.mark.parametrize(("timeout", "interval"), [(0, 1.0), (10.0, 0), (10.0, -1), (1.0, True)])
 async def test_polling_arguments_are_validated(
-    recording: Recording, endpoints: Endpoints, timeout: float, interval: float
+    recording: MockTransport, endpoints: Endpoints, timeout: float, interval: float
 ) -> None:
     with pytest.raises(ValidationError):
         await auth.login_by_polling(

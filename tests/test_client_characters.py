@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from caiclient import AsyncClient, Endpoints
-from caiclient._transport import HttpTransport, WebSocket
-from caiclient._transport.curl import CurlTransport
 from caiclient.emulator import Emulator
 from caiclient.errors import (
     AuthError,
@@ -21,50 +19,49 @@ from caiclient.errors import (
 from caiclient.models._character import Character, CharacterShort, avatar_url_for
 from caiclient.protocol.http import Request, Response
 from caiclient.protocol.retry import Backoff, RetryPolicy
+from caiclient.transports import CurlTransport, MockTransport
+from mock_service import forwarding
 
 NO_RETRY = RetryPolicy(backoff=Backoff(attempts=0))
 
 
-class Recording:
-    """The real transport, recording every request; URLs containing a key of ``fail``
-    are answered with that status instead of reaching the emulator."""
+class Injected:
+    """A MockTransport handler: a URL containing a key of ``fail`` is answered with that
+    status; every other request goes on to the emulator through a real transport."""
 
-    def __init__(self, fail: Mapping[str, int] | None = None) -> None:
-        self.inner: HttpTransport = CurlTransport(impersonate=None)
-        self.fail = dict(fail or {})
-        self.requests: list[Request] = []
+    def __init__(self, real: CurlTransport, token: str) -> None:
+        self.forward = forwarding(real, token)
+        self.fail: dict[str, int] = {}
 
-    @property
-    def urls(self) -> list[str]:
-        return [r.url for r in self.requests]
-
-    async def request(
-        self, request: Request, *, headers: Mapping[str, str], timeout: float
-    ) -> Response:
-        self.requests.append(request)
+    async def __call__(self, request: Request) -> Response:
         for fragment, status in self.fail.items():
             if fragment in request.url:
                 body = b'{"detail": "injected failure"}'
                 return Response(status, {"content-type": "application/json"}, body)
-        return await self.inner.request(request, headers=headers, timeout=timeout)
-
-    async def ws_connect(
-        self, url: str, *, headers: Mapping[str, str], timeout: float
-    ) -> WebSocket:
-        return await self.inner.ws_connect(url, headers=headers, timeout=timeout)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+        response: Response = await self.forward(request)
+        return response
 
 
 @pytest.fixture
-def recording() -> Recording:
-    return Recording()
+async def injected(emu: Emulator) -> AsyncIterator[Injected]:
+    real = CurlTransport(impersonate=None)
+    yield Injected(real, emu.token)
+    await real.aclose()
 
 
 @pytest.fixture
-async def rclient(emu: Emulator, recording: Recording) -> AsyncIterator[AsyncClient]:
-    """A client whose requests are recorded (and optionally failed) by ``recording``."""
+def recording(injected: Injected) -> MockTransport:
+    """Records every request (``sent``) of ``rclient``."""
+    return MockTransport(injected)
+
+
+def urls(transport: MockTransport) -> list[str]:
+    return [sent.request.url for sent in transport.sent]
+
+
+@pytest.fixture
+async def rclient(emu: Emulator, recording: MockTransport) -> AsyncIterator[AsyncClient]:
+    """A client whose requests are recorded (and optionally failed, ``injected.fail``)."""
     async with AsyncClient(
         emu.token, endpoints=Endpoints.local(emu.url), transport=recording, retry=NO_RETRY
     ) as c:
@@ -111,7 +108,7 @@ async def test_info(client: AsyncClient, emu: Emulator) -> None:
 
 
 async def test_info_missing_and_private(
-    client: AsyncClient, stranger: AsyncClient, recording: Recording, rclient: AsyncClient
+    client: AsyncClient, stranger: AsyncClient, recording: MockTransport, rclient: AsyncClient
 ) -> None:
     with pytest.raises(CharacterNotFound):
         await client.characters.info("x" * 43)
@@ -122,32 +119,32 @@ async def test_info_missing_and_private(
     # A NOT_OK answer is an answer: the legacy route is not asked.
     with pytest.raises(CharacterNotFound):
         await rclient.characters.info("y" * 43)
-    assert len(recording.requests) == 1
+    assert len(recording.sent) == 1
     with pytest.raises(ValidationError):
         await client.characters.info("bad/id")
 
 
 @pytest.mark.parametrize("status", [404, 500])
 async def test_info_falls_back_to_plus(
-    emu: Emulator, recording: Recording, rclient: AsyncClient, status: int
+    injected: Injected, emu: Emulator, recording: MockTransport, rclient: AsyncClient, status: int
 ) -> None:
-    recording.fail["/character/v1/get_character_info"] = status
+    injected.fail["/character/v1/get_character_info"] = status
     sage = emu.character("Sage")
     character = await rclient.characters.info(sage.id)
     assert character.name == "Sage"
     assert character.definition is None
-    assert recording.urls[0].endswith("/neo/character/v1/get_character_info")
-    assert recording.urls[1].endswith("/plus/chat/character/info/")
-    assert len(recording.urls) == 2
+    assert urls(recording)[0].endswith("/neo/character/v1/get_character_info")
+    assert urls(recording)[1].endswith("/plus/chat/character/info/")
+    assert len(urls(recording)) == 2
 
 
 async def test_info_does_not_fall_back_on_auth_errors(
-    emu: Emulator, recording: Recording, rclient: AsyncClient
+    injected: Injected, emu: Emulator, recording: MockTransport, rclient: AsyncClient
 ) -> None:
-    recording.fail["/character/v1/get_character_info"] = 401
+    injected.fail["/character/v1/get_character_info"] = 401
     with pytest.raises(AuthError):
         await rclient.characters.info(emu.character("Sage").id)
-    assert len(recording.requests) == 1
+    assert len(recording.sent) == 1
 
 
 # ---- search ------------------------------------------------------------------------------------
@@ -165,20 +162,20 @@ async def test_search(client: AsyncClient, emu: Emulator) -> None:
 
 
 async def test_search_falls_back_through_the_generations(
-    emu: Emulator, recording: Recording, rclient: AsyncClient
+    injected: Injected, emu: Emulator, recording: MockTransport, rclient: AsyncClient
 ) -> None:
-    recording.fail["/neo/search/v1/character"] = 404
+    injected.fail["/neo/search/v1/character"] = 404
     assert names(await rclient.characters.search("nova")) == ["Nova"]
-    assert [u.split("/")[-1] for u in recording.urls] == ["character", "search.search"]
+    assert [u.split("/")[-1] for u in urls(recording)] == ["character", "search.search"]
     # The 404 route is remembered; tRPC failing (500) falls back to the legacy search.
-    recording.requests.clear()
-    recording.fail["/web/api/trpc/"] = 500
+    recording.sent.clear()
+    injected.fail["/web/api/trpc/"] = 500
     found = await rclient.characters.search("nova")
     assert names(found) == ["Nova"]
     assert isinstance(found[0].num_interactions, int)  # A float on this route.
-    assert [u.split("/")[-2] for u in recording.urls] == ["trpc", "search"]
+    assert [u.split("/")[-2] for u in urls(recording)] == ["trpc", "search"]
     # Every route failing raises the last failure.
-    recording.fail["/chat/characters/search/"] = 500
+    injected.fail["/chat/characters/search/"] = 500
     with pytest.raises(ServerError) as caught:
         await rclient.characters.search("nova")
     assert caught.value.status == 500
@@ -186,21 +183,25 @@ async def test_search_falls_back_through_the_generations(
 
 @pytest.mark.parametrize(("status", "error"), [(401, AuthError), (429, RateLimited)])
 async def test_search_does_not_fall_back_on_auth_or_rate_limits(
-    recording: Recording, rclient: AsyncClient, status: int, error: type[Exception]
+    injected: Injected,
+    recording: MockTransport,
+    rclient: AsyncClient,
+    status: int,
+    error: type[Exception],
 ) -> None:
-    recording.fail["/neo/search/v1/character"] = status
+    injected.fail["/neo/search/v1/character"] = status
     with pytest.raises(error):
         await rclient.characters.search("nova")
-    assert len(recording.requests) == 1
+    assert len(recording.sent) == 1
 
 
 @pytest.mark.parametrize("query", ["", "   ", 42, "x" * 201])
 async def test_search_validates_before_io(
-    recording: Recording, rclient: AsyncClient, query: Any
+    recording: MockTransport, rclient: AsyncClient, query: Any
 ) -> None:
     with pytest.raises(ValidationError):
         await rclient.characters.search(query)
-    assert recording.requests == []
+    assert recording.sent == []
 
 
 # ---- discovery ---------------------------------------------------------------------------------
@@ -297,7 +298,7 @@ async def test_create_then_chat(client: AsyncClient, emu: Emulator) -> None:
     ],
 )
 async def test_create_validates_before_io(
-    recording: Recording,
+    recording: MockTransport,
     rclient: AsyncClient,
     emu: Emulator,
     args: tuple[Any, ...],
@@ -306,32 +307,34 @@ async def test_create_validates_before_io(
     before = len(emu.store.characters)
     with pytest.raises(ValidationError):
         await rclient.characters.create(*args, **kwargs)
-    assert recording.requests == []
+    assert recording.sent == []
     assert len(emu.store.characters) == before
 
 
-async def test_create_refused_by_the_server(recording: Recording, rclient: AsyncClient) -> None:
-    recording.fail["/chat/character/create/"] = 401
+async def test_create_refused_by_the_server(
+    injected: Injected, recording: MockTransport, rclient: AsyncClient
+) -> None:
+    injected.fail["/chat/character/create/"] = 401
     with pytest.raises(AuthError):
         await rclient.characters.create("Robo", "Hello!")
 
 
 async def test_update(
-    client: AsyncClient, recording: Recording, rclient: AsyncClient, emu: Emulator
+    client: AsyncClient, recording: MockTransport, rclient: AsyncClient, emu: Emulator
 ) -> None:
     created = await rclient.characters.create("Robo", "Hello!", definition="secret")
-    recording.requests.clear()
+    recording.sent.clear()
     # From a full Character: one request, nothing fetched first.
     renamed = await rclient.characters.update(created, name="Robo Two", visibility="public")
-    assert len(recording.requests) == 1
+    assert len(recording.sent) == 1
     assert renamed.name == "Robo Two"
     assert renamed.visibility == "PUBLIC"
     assert renamed.definition == "secret"
     assert renamed.greeting == "Hello!"
     # From an id: fetched (with its definition, we own it), then saved.
-    recording.requests.clear()
+    recording.sent.clear()
     retitled = await rclient.characters.update(created.id, title="Now with a title")
-    assert len(recording.requests) == 2
+    assert len(recording.sent) == 2
     assert retitled.title == "Now with a title"
     assert retitled.name == "Robo Two"
     assert emu.store.characters[created.id].definition == "secret"
@@ -355,11 +358,11 @@ async def test_update_others_characters(
     [{}, {"name": "Ro"}, {"greeting": "x" * 4097}, {"visibility": "everyone"}, {"copyable": 1}],
 )
 async def test_update_validates_before_io(
-    recording: Recording, rclient: AsyncClient, emu: Emulator, kwargs: dict[str, Any]
+    recording: MockTransport, rclient: AsyncClient, emu: Emulator, kwargs: dict[str, Any]
 ) -> None:
     with pytest.raises(ValidationError):
         await rclient.characters.update(emu.character("Echo").id, **kwargs)
-    assert recording.requests == []
+    assert recording.sent == []
 
 
 async def test_delete(client: AsyncClient, emu: Emulator) -> None:
@@ -389,17 +392,17 @@ async def test_vote(client: AsyncClient, emu: Emulator) -> None:
     assert (await client.characters.info(nova.id)).upvotes == nova.upvotes
 
 
-async def test_vote_errors(recording: Recording, rclient: AsyncClient, emu: Emulator) -> None:
+async def test_vote_errors(recording: MockTransport, rclient: AsyncClient, emu: Emulator) -> None:
     with pytest.raises(CharacterNotFound):
         await rclient.characters.vote("x" * 43, True)
     with pytest.raises(CharacterNotFound):
         await rclient.characters.my_vote("x" * 43)
-    recording.requests.clear()
+    recording.sent.clear()
     with pytest.raises(ValidationError):
         await rclient.characters.vote(emu.character("Nova").id, 1)  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
         await rclient.characters.my_vote("")
-    assert recording.requests == []
+    assert recording.sent == []
 
 
 # ---- helpers without I/O -----------------------------------------------------------------------

@@ -27,6 +27,7 @@ from caiclient import (
     ValidationError,
 )
 from caiclient.emulator import Emulator
+from caiclient.emulator.chat import CHAT as CHAT_STORE
 
 
 def ghost_id() -> str:
@@ -287,9 +288,9 @@ async def test_rate_and_unrate(emu: Emulator, client: AsyncClient) -> None:
     funny = await client.chats.rate(reply, reply.primary, label="funny")
     assert star != funny
     uuid.UUID(star)
-    assert len(emu.store.annotations) == 2
+    assert len(emu.app[CHAT_STORE].annotations) == 2
     await client.chats.unrate(reply, star)
-    assert set(emu.store.annotations) == {funny}
+    assert set(emu.app[CHAT_STORE].annotations) == {funny}
     with pytest.raises(NotFound):
         await client.chats.unrate(reply, star)
     with pytest.raises(TurnNotFound):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,12 @@ from caiclient import (
     VoiceNotFound,
 )
 from caiclient.emulator import Emulator
-from caiclient.emulator.media_files import silent_mp3, solid_webp
-from caiclient.emulator.media_store import voice_id_for
+from caiclient.emulator.media.files import silent_mp3, solid_webp
+from caiclient.emulator.media.store import voice_id_for
 from caiclient.models import Candidate, Turn, TurnKey
 from caiclient.models._media import Voice
 from caiclient.protocol.http import Request, Response
+from caiclient.transports import MockTransport
 
 NARRATOR = voice_id_for("Narrator")
 CAPTAIN = voice_id_for("Deep Captain")
@@ -34,50 +35,22 @@ WEBP = solid_webp((10, 20, 30), 32)
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(24)
 
 
-class NoNetwork:
-    """A transport that fails the test if anything is sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[Request] = []
-
-    async def request(
-        self, request: Request, *, headers: Mapping[str, str], timeout: float
-    ) -> Response:
-        self.sent.append(request)
-        raise AssertionError(f"unexpected I/O: {request.method} {request.url}")
-
-    async def ws_connect(self, url: str, *, headers: Mapping[str, str], timeout: float) -> Any:
-        raise AssertionError("unexpected socket")
-
-    async def aclose(self) -> None:
-        pass
-
-
-class Recorder:
-    """A transport that answers 200 with a fixed body and remembers the headers it got."""
-
-    def __init__(self, body: bytes = b"audio") -> None:
-        self.body = body
-        self.calls: list[tuple[str, dict[str, str]]] = []
-
-    async def request(
-        self, request: Request, *, headers: Mapping[str, str], timeout: float
-    ) -> Response:
-        self.calls.append((request.url, dict(headers)))
-        return Response(200, {}, self.body)
-
-    async def ws_connect(self, url: str, *, headers: Mapping[str, str], timeout: float) -> Any:
-        raise AssertionError("unexpected socket")
-
-    async def aclose(self) -> None:
-        pass
+def no_network(request: Request) -> Response:
+    """A MockTransport handler that fails the test if anything is sent."""
+    raise AssertionError(f"unexpected I/O: {request.method} {request.url}")
 
 
 @pytest.fixture
-async def offline() -> AsyncIterator[AsyncClient]:
+def nowhere() -> MockTransport:
+    return MockTransport(no_network)
+
+
+@pytest.fixture
+async def offline(nowhere: MockTransport) -> AsyncIterator[AsyncClient]:
     """A client whose every request fails the test: for validation errors."""
-    async with AsyncClient("a" * 40, endpoints=Endpoints.live(), transport=NoNetwork()) as c:
+    async with AsyncClient("a" * 40, endpoints=Endpoints.live(), transport=nowhere) as c:
         yield c
+    assert nowhere.sent == [] and nowhere.sockets == []
 
 
 @pytest.fixture
@@ -165,7 +138,7 @@ async def test_create_publishes(client: AsyncClient, tmp_path: Path, emu: Emulat
 async def test_create_refused_by_server(
     client: AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from caiclient.emulator import media_voices
+    from caiclient.emulator.media import voices as media_voices
 
     monkeypatch.setattr(media_voices, "MAX_AUDIO_BYTES", 1000)
     with pytest.raises(ServerError, match="too large"):
@@ -297,7 +270,7 @@ async def test_upload_bytes_and_path(client: AsyncClient, tmp_path: Path) -> Non
 async def test_upload_refused_by_server(
     client: AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from caiclient.emulator import media_images
+    from caiclient.emulator.media import images as media_images
 
     monkeypatch.setattr(media_images, "MAX_IMAGE_BYTES", 100)
     with pytest.raises(ServerError, match="too large"):
@@ -342,12 +315,14 @@ def test_url_is_pure(offline: AsyncClient) -> None:
 
 
 async def test_fetch_sends_the_token_only_to_own_hosts() -> None:
-    recorder = Recorder()
+    # Every request is answered 200 with b"audio"; MockTransport records its headers.
+    recorder = MockTransport(lambda request: Response(200, {}, b"audio"))
     async with AsyncClient("b" * 40, endpoints=Endpoints.live(), transport=recorder) as c:
         assert await c.images.download("https://storage.example.com/a.mp3") == b"audio"
         assert await c.images.download("https://characterai.io/i/400/static/user/a.webp")
         assert await c.images.download("https://neo.character.ai/x")
-    (_, storage), (_, cdn), (_, neo) = recorder.calls
+    calls = [(sent.request.url, dict(sent.headers)) for sent in recorder.sent]
+    (_, storage), (_, cdn), (_, neo) = calls
     assert storage == {} and cdn == {}
     assert neo == {"Authorization": "Token " + "b" * 40}
 

@@ -209,7 +209,11 @@ async def test_guest_over_the_limit_must_log_in(emu: Emulator) -> None:
     endpoints = Endpoints.local(emu.url)
     token = await auth.guest(endpoints=endpoints)
     async with aiohttp.ClientSession() as http:
-        await http.post(f"{emu.url}/__emulator__/v1/guest_limit", json={"limit": 1})
+        await http.post(
+            f"{emu.url}/__emulator__/v1/guest_limit",
+            json={"limit": 1},
+            headers={"X-Emulator-Control": emu.control_token},
+        )
     async with AsyncClient(token, endpoints=endpoints) as guest:
         history = await guest.v1.create(emu.character("Echo").id)
         await guest.v1.send(history, "one")

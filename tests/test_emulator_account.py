@@ -12,6 +12,8 @@ import pytest
 from caiclient.emulator import Emulator, SeedCharacter
 from caiclient.emulator.store import User
 
+TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
 B64URL_43 = re.compile(r"^[A-Za-z0-9_-]{43}$")
 PERSONA_SHORT_KEYS = {
     "external_id", "title", "greeting", "description", "definition", "avatar_file_name",
@@ -532,3 +534,59 @@ async def test_account_state_survives_a_restart(tmp_path: Path) -> None:
         _, settings = await api.get("/chat/user/settings/")
         assert settings["default_persona_id"] == persona["external_id"]
         assert settings["proactiveDmOptedOut"] is True
+
+
+# ---- REST auth and account ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "detail"),
+    [
+        ({}, "Authentication credentials were not provided."),
+        ({"Authorization": "Token " + "0" * 40}, "Invalid token."),
+        ({"Authorization": "Bearer whatever"}, "Invalid token."),
+    ],
+)
+async def test_rest_rejects_bad_auth(
+    emu: Emulator, http: aiohttp.ClientSession, headers: dict[str, str], detail: str
+) -> None:
+    async with http.get(f"{emu.url}/plus/chat/user/", headers=headers) as resp:
+        assert resp.status == 401
+        assert await resp.json() == {"detail": detail}
+
+
+@pytest.mark.parametrize("prefix", ["/plus", "/beta"])
+async def test_chat_user_shape(emu: Emulator, http: aiohttp.ClientSession, prefix: str) -> None:
+    headers = {"authorization": f"Token {emu.token}"}  # lowercase, as PyCharacterAI sends
+    async with http.get(f"{emu.url}{prefix}/chat/user/", headers=headers) as resp:
+        assert resp.status == 200
+        body = await resp.json()
+    outer = body["user"]
+    inner = outer["user"]
+    assert inner["id"] == int(emu.user_id) and isinstance(inner["id"], int)
+    assert inner["username"] == emu.username
+    assert inner["first_name"] is None and inner["is_staff"] is False
+    assert inner["subscription"] is None and inner["entitlements"] == []
+    assert inner["account"]["avatar_type"] == "DEFAULT"
+    assert inner["account"]["onboarding_complete"] is True
+    assert outer["is_human"] is True and TS.match(outer["date_joined"])
+    assert outer["hidden_characters"] == [] and outer["suspended_until"] is None
+    assert set(outer) >= {"name", "email", "bio", "interests", "date_of_birth", "blocked_users"}
+
+
+async def test_unknown_paths_are_json_404(emu: Emulator, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{emu.url}/plus/chat/nope/") as resp:
+        assert resp.status == 404
+        assert await resp.json() == {"detail": "Not found."}
+    async with http.get(f"{emu.url}/neo/nope/") as resp:
+        assert resp.status == 404
+        assert (await resp.json())["command"] == "neo_error"
+
+
+async def test_malformed_json_body_is_400(emu: Emulator, http: aiohttp.ClientSession) -> None:
+    url = f"{emu.url}/plus/chat/user/update/"
+    async with http.post(url, data=b"{not json", headers=auth(emu.token)) as resp:
+        assert resp.status == 400
+        assert "detail" in await resp.json()
+    async with http.post(url, json={"bio": "hello"}, headers=auth(emu.token)) as resp:
+        assert await resp.json() == {"status": "OK"}

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from caiclient.emulator import Emulator
-from caiclient.emulator import auth as emu_auth
+from caiclient.emulator.auth import AUTH
 
 KEY = "AIzaSyAbLy_s6hJqVNr2ZN0UHHiCbJX1X8smTws"
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
@@ -117,7 +117,11 @@ async def test_send_oob_code_mails_a_redirecting_link(
     assert mail.link.startswith(f"{emu.url}/")
     assert "oobCode" not in mail.link
     assert emu.mailbox("someone@else.com") == []
-    response = await http.get(f"{emu.url}/__emulator__/mailbox", params={"email": "ME@example.com"})
+    response = await http.get(
+        f"{emu.url}/__emulator__/mailbox",
+        params={"email": "ME@example.com"},
+        headers={"X-Emulator-Control": emu.control_token},
+    )
     assert await response.json() == [
         {
             "id": mail.id,
@@ -235,11 +239,9 @@ async def test_sign_in_errors(
     assert (status, answer["error"]["message"]) == (400, message)
 
 
-async def test_expired_code(
-    emu: Emulator, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_expired_code(emu: Emulator, http: aiohttp.ClientSession) -> None:
     code = await code_for(http, emu, "me@example.com")
-    monkeypatch.setattr(emu_auth, "CODE_TTL", -1.0)
+    emu.app[AUTH].code_ttl = -1.0
     status, answer = await post_json(
         http, firebase(emu, "signInWithEmailLink"), {"email": "me@example.com", "oobCode": code}
     )
@@ -386,6 +388,19 @@ async def test_link_page_jwt_cookie_and_page_props(
         assert "web-next-auth" not in response.cookies
     response = await http.get(f"{emu.url}/web/")
     assert response.content_type == "text/html"
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-Nextjs-data": "1"}])
+async def test_web_root_sets_a_numeric_edge_rollout_cookie(
+    emu: Emulator, http: aiohttp.ClientSession, headers: dict[str, str]
+) -> None:
+    response = await http.get(f"{emu.url}/web/", headers=headers)
+    assert response.status == 200
+    header = response.headers["Set-Cookie"]
+    # The regex two maintained JS clients read it with (PROTOCOL.md §1.2).
+    found = re.search(r"edge_rollout=([^;]+)", header)
+    assert found is not None and found.group(1).isdigit(), header
+    assert "Path=/" in header
 
 
 async def test_auth_state_survives_a_restart(tmp_path: Path) -> None:

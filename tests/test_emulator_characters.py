@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import uuid
@@ -13,7 +14,7 @@ import aiohttp
 import pytest
 
 from caiclient.emulator import Emulator, SeedCharacter
-from caiclient.emulator.characters import CAST_CREATOR_USERNAME
+from caiclient.emulator.characters import CAST_CREATOR_USERNAME, split_cumulative
 
 ID43 = re.compile(r"^[A-Za-z0-9_-]{43}$")
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -552,3 +553,57 @@ async def test_recent_characters_follow_chats(api: Api, emu: Emulator) -> None:
     recent = await api.get("/plus/chat/characters/recent/")
     assert names(recent["characters"]) == ["Sage", "Nova"]
     assert TS.match(recent["characters"][0]["max_last_interaction"])
+
+
+# ---- reports and neo creator search ------------------------------------------------------
+
+
+async def test_emulator_report_shapes_and_errors(emu: Emulator) -> None:
+    url = f"{emu.url}/neo/report/create"
+    headers = {"Authorization": f"Token {emu.token}"}
+    sage = emu.character("Sage").id
+    body = {
+        "category": "SPAM",
+        "comments": "ads",
+        "reported_resource_id": sage,
+        "type": "CHARACTER",
+    }
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, json=body, headers=headers) as r:
+            assert r.status == 200
+            report = (await r.json())["report"]
+            assert len(report["report_id"]) == 36
+        async with session.post(url, json={**body, "category": "BORING"}, headers=headers) as r:
+            assert r.status == 400
+            assert (await r.json())["command"] == "neo_error"
+        async with session.post(
+            url, json={**body, "reported_resource_id": "x" * 43}, headers=headers
+        ) as r:
+            assert r.status == 404
+            assert (await r.json())["comment"] == "Character not found"
+        async with session.post(url, json=body) as r:
+            assert r.status == 401
+
+
+async def test_emulator_neo_creator_search(emu: Emulator) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{emu.url}/neo/search/v1/creator", params={"query": "cast"}) as r:
+            assert r.status == 200
+            creators = (await r.json())["creators"]
+        async with session.get(f"{emu.url}/neo/search/v1/creator", params={"query": "zzz"}) as r:
+            assert (await r.json())["creators"] == []
+    assert [c["username"] for c in creators] == ["caiclient_cast"]
+    assert creators[0]["num_characters"] == len(emu.characters)
+
+
+# ---- the cast's streaming pieces ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", range(2, 12))
+def test_split_cumulative_strictly_growing(n: int) -> None:
+    text = "The quick brown fox jumps over the lazy dog, twice over."
+    pieces = split_cumulative(text, n)
+    assert len(pieces) == n
+    assert pieces[-1] == text
+    assert all(p and text.startswith(p) for p in pieces)
+    assert all(len(a) < len(b) for a, b in itertools.pairwise(pieces))

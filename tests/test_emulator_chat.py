@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from caiclient.emulator import Emulator, SeedCharacter
+from caiclient.emulator import Abort, Emulator, SeedCharacter
 
 SELF_HARM = {
     "command": "neo_error",
@@ -317,23 +317,99 @@ async def test_remove_turns_over_the_socket(
 async def test_abort_generation_stores_what_was_generated(
     emu: Emulator, http: aiohttp.ClientSession, ws: WS
 ) -> None:
-    emu.chunk_delay = 30.0  # Only the abort can end this generation in time.
+    emu.chunk_delay = 30.0  # Only the abort can end this generation before recv times out.
     echo = emu.character("Echo")
     chat_id = await new_chat(ws, emu, echo, greeting=False)
     await send(ws, "create_and_generate_turn", turn_payload(emu, chat_id, "stop me", echo), "gen")
     assert (await recv(ws))["turn"]["author"]["is_human"] is True
     first = await recv(ws)
-    await send(ws, "abort_generation", {}, "gen")
+    await ws.send_str(json.dumps({"command": "abort_generation", "request_id": "gen",
+                                  "origin_id": "web-next", "payload": {}}))  # fmt: skip
     last = await recv(ws)
     assert last["command"] == "update_turn" and last["request_id"] == "gen"
-    assert last["turn"]["candidates"][0]["is_final"] is True
+    candidate = last["turn"]["candidates"][0]
     partial = first["turn"]["candidates"][0]["raw_content"]
-    assert last["turn"]["candidates"][0]["raw_content"] == partial
-    turns = await history(http, emu, chat_id)
-    assert turns[0]["candidates"][0]["raw_content"] == partial
-    await send(ws, "abort_generation", {}, "nothing-running")
+    assert (candidate["raw_content"], candidate["is_final"], candidate["aborted"]) == (
+        partial,
+        True,
+        True,
+    )
+    assert last["turn"]["turn_key"] == first["turn"]["turn_key"]
+    # No further frame of the reply: the next frame is the answer to our keepalive.
     await ws.send_str("{}")
     assert await recv(ws) == {}
+    turns = await history(http, emu, chat_id)
+    stored = turns[0]["candidates"][0]
+    assert (stored["raw_content"], stored["is_final"], stored["aborted"]) == (partial, True, True)
+    turn_id = first["turn"]["turn_key"]["turn_id"]
+    assert emu.aborts == [Abort("gen", chat_id, turn_id, partial)]
+    # The chat is free at once: the next message gets its whole reply.
+    emu.chunk_delay = 0.0
+    reply = await say(ws, emu, chat_id, "again", echo)
+    assert reply["candidates"][0]["raw_content"] == echo.reply("again", 2)
+    assert "aborted" not in reply["candidates"][0]
+
+
+async def test_abort_of_unknown_or_finished_generations_is_ignored(
+    emu: Emulator, ws: WS, http: aiohttp.ClientSession
+) -> None:
+    echo = emu.character("Echo")
+    chat_id = await new_chat(ws, emu, echo, greeting=False)
+    await say(ws, emu, chat_id, "done", echo)  # request id "s", finished
+    for rid in ("s", "nothing-running", None, 7):
+        await send(ws, "abort_generation", {}, rid)
+    await ws.send_str("{}")
+    assert await recv(ws) == {}  # no frame, no error for any of them
+    assert emu.aborts == []
+    assert all("aborted" not in t["candidates"][0] for t in await history(http, emu, chat_id))
+
+
+async def test_abort_of_a_queued_generation_keeps_the_users_turn_only(
+    emu: Emulator, http: aiohttp.ClientSession, ws: WS
+) -> None:
+    emu.chunk_delay = 30.0
+    echo = emu.character("Echo")
+    chat_id = await new_chat(ws, emu, echo, greeting=False)
+    await send(ws, "create_and_generate_turn", turn_payload(emu, chat_id, "one", echo), "one")
+    assert (await recv(ws))["turn"]["author"]["is_human"] is True
+    first = await recv(ws)
+    # "two" waits for the chat; abort it while it waits, then abort "one".
+    await send(ws, "create_and_generate_turn", turn_payload(emu, chat_id, "two", echo), "two")
+    await send(ws, "abort_generation", {}, "two")
+    await send(ws, "abort_generation", {}, "one")
+    assert (await recv(ws))["turn"]["candidates"][0]["aborted"] is True
+    echo_two = await recv(ws)
+    assert echo_two["request_id"] == "two" and echo_two["turn"]["author"]["is_human"] is True
+    await ws.send_str("{}")
+    assert await recv(ws) == {}  # "two" sent no reply frame at all
+    texts = [t["candidates"][0]["raw_content"] for t in reversed(await history(http, emu, chat_id))]
+    assert texts == ["one", first["turn"]["candidates"][0]["raw_content"], "two"]
+    assert [(a.request_id, a.turn_id, a.text) for a in emu.aborts] == [
+        ("two", "", ""),
+        ("one", first["turn"]["turn_key"]["turn_id"], texts[1]),
+    ]
+
+
+async def test_abort_of_a_swipe_keeps_the_partial_candidate(
+    emu: Emulator, http: aiohttp.ClientSession, ws: WS
+) -> None:
+    echo = emu.character("Echo")
+    chat_id = await new_chat(ws, emu, echo, greeting=False)
+    reply = await say(ws, emu, chat_id, "swipe me", echo)
+    emu.chunk_delay = 30.0
+    payload = {"turn_key": reply["turn_key"], "character_id": echo.id}
+    await send(ws, "generate_turn_candidate", payload, "swipe")
+    first = await recv(ws)
+    await send(ws, "abort_generation", {}, "swipe")
+    last = await recv(ws)
+    assert last["turn"]["candidates"][0]["aborted"] is True
+    [turn] = [t for t in await history(http, emu, chat_id, candidate_filter="all")
+              if t["turn_key"] == reply["turn_key"]]  # fmt: skip
+    assert [c["raw_content"] for c in turn["candidates"]] == [
+        first["turn"]["candidates"][0]["raw_content"],
+        reply["candidates"][0]["raw_content"],
+    ]
+    assert turn["primary_candidate_id"] == last["turn"]["primary_candidate_id"]
 
 
 # ---- filters and rate limits ------------------------------------------------------------
@@ -468,7 +544,7 @@ async def test_rename_archive_resurrect(emu: Emulator, http: aiohttp.ClientSessi
     _, recent = await rest(http, "GET", f"{emu.url}/neo/chats/recent/", emu.token)
     assert recent == {"chats": []}
     _, recent = await rest(http, "GET", f"{emu.url}/neo/chats/recent/{echo.id}", emu.token)
-    assert recent == {"chats": []}
+    assert recent == {}  # no chats with that character: the key is left out
     assert await say(ws, emu, chat_id, "hello?", echo) == neo_error("Chat is archived", 400, "s")
 
     status, body = await rest(http, "PATCH", f"{base}/unarchive", emu.token, b"{}")
@@ -571,6 +647,32 @@ async def test_annotations(emu: Emulator, http: aiohttp.ClientSession, ws: WS) -
 _KEY = {"chat_id": "{chat}", "turn_id": "{turn}"}
 _FAST = {"preferred_model_type": "MODEL_TYPE_FAST"}
 _NOTE = {"annotation": {"annotation_type": "funny"}, "candidate_id": "{cand}", "turn_key": _KEY}
+
+
+async def test_swipe_annotation_answers_for_own_candidates_only(
+    emu: Emulator, http: aiohttp.ClientSession, ws: WS
+) -> None:
+    echo = emu.character("Echo")
+    chat_id = await new_chat(ws, emu, echo, greeting=False)
+    reply = await say(ws, emu, chat_id, "rate me", echo)
+    turn_id, candidate_id = reply["turn_key"]["turn_id"], reply["candidates"][0]["candidate_id"]
+    url = f"{emu.url}/neo/annotations"
+    assert await rest(http, "POST", f"{url}/{chat_id}/{turn_id}/{candidate_id}", emu.token, {}) == (
+        200,
+        {},
+    )
+    other = emu.store.add_user("stranger")
+    missing = [
+        (f"{chat_id}/{turn_id}/{uuid.uuid4()}", emu.token, "Turn candidate not found"),
+        (f"{chat_id}/{uuid.uuid4()}/{candidate_id}", emu.token, "Turn not found"),
+        (f"{uuid.uuid4()}/{turn_id}/{candidate_id}", emu.token, "Chat not found"),
+        (f"{chat_id}/{turn_id}/{candidate_id}", other.token, "Chat not found"),
+    ]
+    for path, token, comment in missing:
+        assert await rest(http, "POST", f"{url}/{path}", token, {}) == (
+            404,
+            neo_error(comment, 404),
+        )
 
 
 @pytest.mark.parametrize(

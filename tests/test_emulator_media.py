@@ -14,9 +14,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from caiclient.emulator import Emulator, media_images, media_voices
-from caiclient.emulator.media_files import silent_mp3, solid_webp
-from caiclient.emulator.media_store import voice_id_for
+from caiclient.emulator import Emulator
+from caiclient.emulator.media import images as media_images
+from caiclient.emulator.media import voices as media_voices
+from caiclient.emulator.media.files import silent_mp3, solid_webp
+from caiclient.emulator.media.store import voice_id_for
 
 API = "/neo/multimodal/api/v1"
 NARRATOR = voice_id_for("Narrator")

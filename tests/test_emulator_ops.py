@@ -1,18 +1,21 @@
-"""Operating the emulator: seed data, state files, background thread, pytest plugin, faults."""
+"""Operating the emulator: seed data, state files, the background thread, the pytest plugin."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
-from caiclient import AsyncClient, AuthError, BlockedError, Endpoints, RateLimited, ServerError
-from caiclient.emulator import Emulator
+from caiclient import AsyncClient, Endpoints
+from caiclient.emulator import Emulator, serve
 from caiclient.emulator.background import BackgroundEmulator
 
 SEED = {
@@ -126,67 +129,43 @@ def test_plugin_marker_passes_options(cai_emulator: Emulator) -> None:
     assert cai_emulator.character("Mira").name == "Mira"
 
 
-async def test_rest_faults_heal_after_their_count(emu: Emulator) -> None:
-    emu.faults.http_status(503, times=2)
-    url = f"{emu.url}/plus/chat/user/"
-    headers = {"Authorization": f"Token {emu.token}"}
-    async with aiohttp.ClientSession() as session:
-        for _ in range(2):
-            async with session.get(url, headers=headers) as response:
-                assert response.status == 503
-        async with session.get(url, headers=headers) as response:
-            assert response.status == 200
-        assert emu.faults.active == []
+# ---- seed data and knobs ----------------------------------------------------------------
 
 
-async def test_faults_over_http(emu: Emulator) -> None:
-    control = f"{emu.url}/__emulator__/faults"
-    async with aiohttp.ClientSession() as session:
-        async with session.post(
-            control, json={"kind": "http_status", "status": 429, "retry_after": 7}
-        ) as r:
-            assert r.status == 201
-        async with session.get(control) as r:
-            listed = await r.json()
-        assert [f["status"] for f in listed["faults"]] == [429]
-        async with session.get(f"{emu.url}/neo/ping/") as r:
-            assert r.status == 429
-            assert r.headers["Retry-After"] == "7"
-        async with session.post(control, json={"kind": "teleport"}) as r:
-            assert r.status == 400
-        async with session.post(
-            control, json={"kind": "http_status", "status": 500, "bogus": 1}
-        ) as r:
-            assert r.status == 400
-        async with session.post(control, json={"kind": "cloudflare"}) as r:
-            assert r.status == 201
-        async with session.delete(control) as r:
-            assert (await r.json()) == {"faults": []}
+async def test_seed_data_shapes(emu: Emulator) -> None:
+    assert re.fullmatch(r"[0-9a-f]{40}", emu.token)
+    assert emu.user_id.isdigit()
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", emu.url)
+    assert len(emu.characters) >= 3
+    for character in emu.characters:
+        assert re.fullmatch(r"[A-Za-z0-9_-]{43}", character.id)
+        assert character.name and character.greeting and character.title
+    assert emu.character("Echo").name == "Echo"
+    with pytest.raises(KeyError):
+        emu.character("Nobody")
 
 
-async def test_client_retries_transient_rest_failures(emu: Emulator, client: AsyncClient) -> None:
-    emu.faults.http_status(503, times=2)
-    me = await client.account.me()
-    assert me.id == emu.user_id
-    emu.faults.http_status(429, times=1, retry_after=0)
-    assert (await client.account.me()).id == emu.user_id
+@pytest.mark.parametrize("chunks", [1, 0, 2.5, True])
+def test_chunks_validated(chunks: Any) -> None:
+    with pytest.raises(ValueError, match="chunks"):
+        Emulator(chunks=chunks)
 
 
-async def test_client_gives_up_on_persistent_failures(emu: Emulator, client: AsyncClient) -> None:
-    emu.faults.http_status(503, times=50)
-    with pytest.raises(ServerError) as caught:
-        await client.account.me(timeout=3)
-    assert caught.value.status == 503
-    emu.faults.clear()
-    emu.faults.http_status(429, retry_after=3600)
-    with pytest.raises(RateLimited) as limited:
-        await client.account.me()
-    assert limited.value.retry_after == 3600
+async def test_stop_is_idempotent() -> None:
+    emulator = Emulator()
+    await emulator.start()
+    await emulator.stop()
+    await emulator.stop()
 
 
-async def test_cloudflare_block_is_not_an_auth_error(emu: Emulator, client: AsyncClient) -> None:
-    emu.faults.cloudflare(times=1)
-    with pytest.raises(BlockedError) as caught:
-        await client.account.me()
-    assert not isinstance(caught.value, AuthError)
-    assert caught.value.ray
+async def test_serve_runs_until_cancelled(http: aiohttp.ClientSession) -> None:
+    ready: asyncio.Future[Emulator] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve(chunk_delay=0.0, on_ready=ready.set_result))
+    emulator = await asyncio.wait_for(ready, 5)
+    async with http.get(f"{emulator.url}/neo/ping/") as r:
+        assert r.status == 200
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await http.get(f"{emulator.url}/neo/ping/")

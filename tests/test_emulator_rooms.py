@@ -15,8 +15,8 @@ import pytest
 
 from caiclient.emulator import Emulator, SeedCharacter
 from caiclient.emulator.characters import split_cumulative
-from caiclient.emulator.rooms_socket import split_objects
-from caiclient.emulator.rooms_store import room_store
+from caiclient.emulator.rooms import ROOMS
+from caiclient.emulator.rooms.socket import split_objects
 
 ROOM_KEYS = {
     "id",
@@ -416,7 +416,7 @@ async def test_commands_before_connect_are_unauthorized(
 async def test_server_pings_and_closes_without_pong(
     emu: Emulator, http: aiohttp.ClientSession
 ) -> None:
-    room_store(emu.store).ping_interval = 0.05
+    emu.app[ROOMS].ping_interval = 0.05
     ws = await open_socket(http, emu, emu.token)
     try:
         for _ in range(3):
@@ -536,6 +536,71 @@ async def test_generate_turn_with_a_chosen_character_and_smart_rotation(
         }
     finally:
         await ws.close()
+
+
+async def test_abort_generation_stops_a_room_reply(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    room = await create(http, emu, emu.token, with_greeting=False)
+    rid = room["id"]
+    ws = await open_socket(http, emu, emu.token, f"room:{rid}")
+    try:
+        await ws.send_str(rpc("create_turn", message(rid, emu.user_id, "hi Sage"), "a"))
+        await recv(ws)
+        await pushes_until_final(ws)
+        emu.chunk_delay = 30.0  # Only the abort can end the reply before recv times out.
+        await ws.send_str(rpc("generate_turn", smart_reply(rid), "gen", cid=4))
+        assert (await recv(ws))["id"] == 4
+        first = (await recv(ws))["push"]["pub"]["data"]
+        await ws.send_str(rpc("abort_generation", {}, "gen", cid=5))
+        assert await recv(ws) == {"id": 5, "rpc": {"data": {"request_id": "gen"}}}
+        last = (await recv(ws))["push"]["pub"]["data"]
+        candidate = last["turn"]["candidates"][0]
+        partial = first["turn"]["candidates"][0]["raw_content"]
+        assert (last["command"], last["request_id"]) == ("update_turn", "gen")
+        assert (candidate["raw_content"], candidate["is_final"], candidate["aborted"]) == (
+            partial,
+            True,
+            True,
+        )
+        emu.chunk_delay = 0.0  # The room is free at once for the next generation.
+        await ws.send_str(rpc("generate_turn", smart_reply(rid), "next", cid=6))
+        await recv(ws)
+        final = (await pushes_until_final(ws))[-1]["push"]["pub"]["data"]["turn"]
+        assert "aborted" not in final["candidates"][0]
+    finally:
+        await ws.close()
+    assert [(a.request_id, a.chat_id, a.text) for a in emu.aborts] == [("gen", rid, partial)]
+    url = f"{emu.url}/neo/murooms/?include_turns=true"
+    async with http.get(url, headers=auth(emu.token)) as r:
+        turns = (await r.json())["rooms"][0]["preview_turns"]["turns"]
+    assert turns[1]["candidates"][0]["raw_content"] == partial
+    assert turns[1]["candidates"][0]["aborted"] is True
+
+
+async def test_turns_route_pages_a_rooms_history(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    room = await create(http, emu, emu.token)  # two greetings
+    rid = room["id"]
+    ws = await open_socket(http, emu, emu.token, f"room:{rid}")
+    try:
+        for n in range(3):
+            await ws.send_str(rpc("create_turn", message(rid, emu.user_id, f"m{n}"), f"r{n}"))
+            await recv(ws)
+            await pushes_until_final(ws)
+    finally:
+        await ws.close()
+    url = f"{emu.url}/neo/turns/{rid}/"
+    async with http.get(url, headers=auth(emu.token)) as r:
+        assert r.status == 200
+        body = await r.json()
+    texts = [t["candidates"][0]["raw_content"] for t in body["turns"]]
+    assert texts[:3] == ["m2", "m1", "m0"] and len(texts) == 5  # newest first, greetings last
+    assert body["meta"]["next_token"] is None
+    other = emu.store.add_user("stranger")
+    async with http.get(url, headers=auth(other.token)) as r:
+        assert (r.status, await r.json()) == (404, {**ROOM_404, "comment": "Chat not found"})
 
 
 async def test_a_second_member_receives_the_same_pushes(
@@ -693,3 +758,26 @@ async def test_rooms_and_turns_survive_a_restart(tmp_path: Path) -> None:
         await recv(ws)
         assert len(await pushes_until_final(ws)) >= 2
         await ws.close()
+
+
+def test_room_pages_walk_the_history_without_gaps_or_repeats() -> None:
+    from caiclient.emulator.rooms.store import Member, Room, RoomRecord, RoomSettings, RoomStore
+    from caiclient.emulator.wire import Author, complete_turn
+
+    room = Room("r", "t", "VISIBILITY_UNLISTED", "1", "now", [], [Member("1", "o")], RoomSettings())
+    rec = RoomRecord(room)
+    rec.turns = [complete_turn("r", Author("c", "C"), f"t{n}", "now") for n in range(120)]
+    for n in (3, 60, 119):
+        rec.turns[n].is_pinned = True
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page, cursor = RoomStore.page(rec, cursor, 50)
+        seen += [t.candidates[0].raw_content for t in page]
+        if cursor is None:
+            break
+    assert seen == [f"t{n}" for n in reversed(range(120))]
+    pinned, more = RoomStore.page(rec, None, 2, pinned_only=True)
+    assert [t.candidates[0].raw_content for t in pinned] == ["t119", "t60"]
+    rest, end = RoomStore.page(rec, more, 2, pinned_only=True)
+    assert [t.candidates[0].raw_content for t in rest] == ["t3"] and end is None

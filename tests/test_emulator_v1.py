@@ -487,9 +487,12 @@ async def test_guest_gets_force_login_after_the_limit(
 ) -> None:
     response = await http.post(f"{emu.url}/beta/chat/auth/lazy/", json={"lazy_uuid": "g1"})
     guest = (await response.json())["token"]
-    response = await http.post(f"{emu.url}/__emulator__/v1/guest_limit", json={"limit": 2})
+    control = {"X-Emulator-Control": emu.control_token}
+    response = await http.post(
+        f"{emu.url}/__emulator__/v1/guest_limit", json={"limit": 2}, headers=control
+    )
     assert await response.json() == {"limit": 2}
-    response = await http.get(f"{emu.url}/__emulator__/v1/guest_limit")
+    response = await http.get(f"{emu.url}/__emulator__/v1/guest_limit", headers=control)
     assert await response.json() == {"limit": 2}
     history = await create(http, emu, emu.character("Echo"), token=guest)
     await send(http, emu, history, "one", guest)
@@ -503,7 +506,9 @@ async def test_guest_gets_force_login_after_the_limit(
     mine = await create(http, emu, emu.character("Echo"))
     for text in ("a", "b", "c"):
         await send(http, emu, mine, text)
-    response = await http.post(f"{emu.url}/__emulator__/v1/guest_limit", json={"limit": -1})
+    response = await http.post(
+        f"{emu.url}/__emulator__/v1/guest_limit", json={"limit": -1}, headers=control
+    )
     assert response.status == 400
 
 

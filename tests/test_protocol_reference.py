@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "docs" / "protocol.md"
 
@@ -116,11 +114,6 @@ def test_the_reference_resolves_its_own_cross_references() -> None:
     assert sorted(cited_sections(text) - defined_sections(text)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src still cites PROTOCOL.md; the lead rewrites those citations to "
-    "docs/protocol.md after merging the docs branch, then removes this mark",
-)
 def test_no_source_file_points_at_the_shared_protocol_file() -> None:
     mentions = [
         str(path.relative_to(ROOT))

@@ -218,17 +218,33 @@ class AsyncAuth:
             request = proto.trpc_login(endpoints, email)
             body = await session.send(request, proto.trpc_error, timeout=remaining())
             attempt = proto.parse_trpc_login(body)
-            while True:
-                request = proto.login_polling(endpoints, attempt)
-                body = await session.send(request, proto.polling_error, timeout=remaining())
-                value = proto.parse_login_polling(body)
-                if value is not None:
-                    break
-                await asyncio.sleep(min(pause, remaining()))
+            try:
+                value = await _poll(session, endpoints, attempt, pause, remaining)
+            except Timeout:
+                if deadline.expired:  # A poll cut short by the deadline: say which wait.
+                    raise Timeout(f"the login link was not opened within {wait:g} s") from None
+                raise
             code = proto.login_code(value)
             if code is None:
                 raise ProtocolError("the finished login attempt held no login code")
             return await session.finish(email, code)
+
+
+async def _poll(
+    session: _Session,
+    endpoints: Endpoints,
+    attempt: str,
+    pause: float,
+    remaining: Callable[[], float],
+) -> str:
+    """Poll the login attempt until the link has been opened; the value it then holds."""
+    while True:
+        request = proto.login_polling(endpoints, attempt)
+        body = await session.send(request, proto.polling_error, timeout=remaining())
+        value = proto.parse_login_polling(body)
+        if value is not None:
+            return value
+        await asyncio.sleep(min(pause, remaining()))
 
 
 async def _code_behind(session: _Session, link: str) -> proto.LoginCode:

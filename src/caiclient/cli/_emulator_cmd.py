@@ -25,8 +25,23 @@ __all__ = ["emulator"]
     help="Keep all state in this SQLite file, so it survives restarts (default: memory).",
 )
 @click.option("--seed", metavar="FILE", help="Extra users and characters from a JSON or TOML file.")
-def emulator(host: str, port: int, chunk_delay: float, state: str | None, seed: str | None) -> int:
-    """Serve the local emulator until Ctrl-C; print its URL, token and cast."""
+@click.option(
+    "--secret",
+    help="Derive every token from this secret, for reproducible runs "
+    "(default: random, or the one kept in --state).",
+)
+def emulator(
+    host: str,
+    port: int,
+    chunk_delay: float,
+    state: str | None,
+    seed: str | None,
+    secret: str | None,
+) -> int:
+    """Serve the local emulator until Ctrl-C; print its URL, tokens and cast."""
     from .emulator import run_emulator
 
-    return run(run_emulator(host, port, chunk_delay=chunk_delay, state_file=state, seed=seed))
+    served = run_emulator(
+        host, port, chunk_delay=chunk_delay, state_file=state, seed=seed, secret=secret
+    )
+    return run(served)

@@ -9,20 +9,28 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from ._util import encode
+from ._util import decode_json, encode
 from .state import STATE
 from .store import User
 
 __all__ = [
+    "DJANGO_PREFIXES",
     "ApiError",
     "authenticate",
     "error_middleware",
     "json_response",
     "neo_error_body",
+    "query_count",
     "read_json",
+    "socket_user",
+    "token_from_header",
 ]
 
 log = logging.getLogger("caiclient.emulator")
+
+DJANGO_PREFIXES = ("/plus", "/beta")
+"""``plus.character.ai`` and ``beta.character.ai`` serve the same Django app, so every area
+registers its Django routes under both prefixes."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -46,7 +54,7 @@ def json_response(
 
 
 def neo_error_body(comment: str, error_code: int) -> dict[str, Any]:
-    """The neo error object (PROTOCOL.md §2.4.1, §8.6) without a request id."""
+    """The neo error object (docs/protocol.md §2.4.1, §8.6) without a request id."""
     return {
         "command": "neo_error",
         "comment": comment,
@@ -62,6 +70,24 @@ def token_from_header(value: str | None) -> str | None:
         return None
     scheme, _, token = value.strip().partition(" ")
     return token.strip() if scheme.lower() == "token" else None
+
+
+def _cookie_token(header: str) -> str | None:
+    """The token in a ``HTTP_AUTHORIZATION="Token <t>"`` cookie (quotes optional)."""
+    for part in header.split(";"):
+        name, sep, value = part.partition("=")
+        if sep and name.strip() == "HTTP_AUTHORIZATION":
+            return token_from_header(value.strip().strip('"'))
+    return None
+
+
+def socket_user(request: web.Request) -> User | None:
+    """The user a socket upgrade authenticates, by cookie or ``Authorization`` header
+    (docs/protocol.md §1.2; both sockets, §8.1 and §9)."""
+    token = _cookie_token(request.headers.get("Cookie", ""))
+    if token is None:
+        token = token_from_header(request.headers.get("Authorization"))
+    return request.app[STATE].store.users_by_token.get(token or "")
 
 
 def authenticate(request: web.Request) -> User:
@@ -80,7 +106,21 @@ def authenticate(request: web.Request) -> User:
 
 async def read_json(request: web.Request) -> Any:
     """The decoded JSON body; a malformed body raises msgspec.DecodeError (→ 400)."""
-    return msgspec.json.decode(await request.read())
+    return decode_json(await request.read())
+
+
+def query_count(value: str | None, low: int, high: int) -> int | None:
+    """A query parameter holding a whole number from ``low`` to ``high``; None if absent.
+    Anything else (signs, non-ASCII digits, thousands of digits) raises ValueError, so a
+    handler answers 400 instead of failing with a 500 (issue 10 #16)."""
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(high)):
+        raise ValueError(value)
+    number = int(value)
+    if not low <= number <= high:
+        raise ValueError(value)
+    return number
 
 
 def _is_neo(request: web.Request) -> bool:

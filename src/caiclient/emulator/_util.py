@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import datetime, timezone
+from typing import Any
 
 import msgspec
 
-__all__ = ["b64url", "b64url_decode", "encode", "new_id", "now_iso"]
+__all__ = ["b64url", "b64url_decode", "decode_json", "encode", "new_id", "now_iso"]
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -16,8 +17,17 @@ encode = _ENCODER.encode
 """Encode any builtin or msgspec Struct to compact JSON bytes."""
 
 
+def decode_json(data: bytes | str) -> Any:
+    """Decode JSON; too deeply nested input is a ``msgspec.DecodeError`` like any other
+    malformed input, never a ``RecursionError`` that would escape a handler (issue 10 #16)."""
+    try:
+        return msgspec.json.decode(data)
+    except RecursionError:
+        raise msgspec.DecodeError("JSON is nested too deeply") from None
+
+
 def now_iso() -> str:
-    """The current UTC time as ``2024-05-01T12:34:56.117205Z`` (PROTOCOL.md §2.2)."""
+    """The current UTC time as ``2024-05-01T12:34:56.117205Z`` (docs/protocol.md §2.2)."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

@@ -2,53 +2,61 @@
 
 ``https://neo.character.ai/chats/recent/`` ↔ ``http://127.0.0.1:PORT/neo/chats/recent/`` and
 likewise ``/plus``, ``/beta``, ``/web``, ``/identitytoolkit`` (DESIGN.md "Endpoints").
-Each area module exposes ``register(app)``; add new areas to :data:`AREAS`.
+Each area package (``account``, ``auth``, ``characters``, ``chat``, ``media``, ``rooms``,
+``v1``) exposes ``register(app)``, which puts its store on the app under the area's AppKey
+and adds its routes; add new areas to :data:`AREAS`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from aiohttp import WSCloseCode, web
 
-from . import account, auth, catalog, discovery, media, neo_rest, neo_ws, rooms, trpc, v1
+from . import account, auth, characters, chat, media, rooms, trpc, v1
 from ._http import error_middleware
+from .auth import AUTH, Mail
 from .characters import SeedCharacter
+from .control import CONTROL, ControlPlane, guard_middleware, is_loopback
 from .faults import Faults, fault_middleware
 from .faults import register as register_faults
 from .filters import Filters
 from .persist import Persistence
 from .seed import SeedSource, apply_seed, load_seed
-from .state import STATE, State
-from .store import Store
+from .state import STATE, Abort, State
+from .store import Store, check_secret
 
 __all__ = ["AREAS", "Emulator", "build_app", "serve"]
 
+log = logging.getLogger("caiclient.emulator")
+
 AREAS: tuple[Callable[[web.Application], None], ...] = (
     account.register,
-    neo_rest.register,
-    neo_ws.register,
-    trpc.register,
-    catalog.register,
-    discovery.register,
-    media.register,
     auth.register,
+    characters.register,
+    chat.register,
+    media.register,
     rooms.register,
     v1.register,
 )
 
 
-def build_app(state: State, faults: Faults | None = None) -> web.Application:
-    """The aiohttp application with every area's routes and the JSON error middleware."""
+def build_app(state: State, faults: Faults, control: ControlPlane) -> web.Application:
+    """The aiohttp application with every area's routes, behind the Host and control-token
+    guard (``control.py``), the JSON error middleware and fault injection."""
     # Uploads (images, voice samples) may be several MB; the areas enforce their own limits.
     app = web.Application(
-        middlewares=[error_middleware, fault_middleware], client_max_size=32 * 1024 * 1024
+        middlewares=[guard_middleware, error_middleware, fault_middleware],
+        client_max_size=32 * 1024 * 1024,
     )
     app[STATE] = state
-    register_faults(app, faults or Faults())
+    app[CONTROL] = control
+    register_faults(app, faults)
+    trpc.register(app)
     for register in AREAS:
         register(app)
     app.on_shutdown.append(_close_sockets)
@@ -77,7 +85,9 @@ class Emulator:
 
     Use as ``async with Emulator() as emu:`` or call :meth:`start` / :meth:`stop`.
     ``chunk_delay`` (seconds between a generation's bot frames) and ``chunks`` (bot frames
-    per reply, >= 2) may be changed while it runs.
+    per reply, >= 2) may be changed while it runs. Every token it mints is derived from
+    ``secret`` (8-256 printable ASCII characters); without one (here or in the seed) the
+    secret is random, or the one kept in ``state_file`` (docs/emulator.md "Security").
     """
 
     def __init__(
@@ -89,16 +99,29 @@ class Emulator:
         chunks: int = 5,
         state_file: str | Path | None = None,
         seed: SeedSource = None,
+        secret: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        delay, chunks = _check_delay(chunk_delay), _check_chunks(chunks)
+        seeded = load_seed(seed)
+        if secret is not None:
+            check_secret(secret)  # before a state file is opened
         self.persistence = Persistence(state_file)
-        self.store = Store(persistence=self.persistence)
-        apply_seed(self.store, load_seed(seed))
+        self.store = Store(persistence=self.persistence, secret=secret or seeded.secret)
+        apply_seed(self.store, seeded)
         self.faults = Faults()
-        self.state = State(
-            self.store, chunk_delay=_check_delay(chunk_delay), chunks=_check_chunks(chunks)
-        )
+        self.state = State(self.store, chunk_delay=delay, chunks=chunks)
+        self.control = ControlPlane(self.store.derive("control"), is_loopback(host))
+        self.app = build_app(self.state, self.faults, self.control)
+        if not self.control.loopback:
+            log.warning(
+                "the emulator will listen on %s, reachable from other machines: anyone who "
+                "can reach it can use its users; bind 127.0.0.1 unless you mean it",
+                host,
+            )
+        """The aiohttp application; each area's store is ``emu.app[<AREA KEY>]`` (e.g.
+        ``emu.app[ROOMS]`` from ``caiclient.emulator.rooms``)."""
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._stopped = False
@@ -142,6 +165,16 @@ class Emulator:
         return self._url
 
     @property
+    def control_token(self) -> str:
+        """The token the ``/__emulator__/`` routes need in ``X-Emulator-Control``."""
+        return self.control.token
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the emulator listens on this machine only (then ``Host`` is checked)."""
+        return self.control.loopback
+
+    @property
     def token(self) -> str:
         return self.store.seed_user.token
 
@@ -164,11 +197,16 @@ class Emulator:
                 return character
         raise KeyError(name)
 
-    def mailbox(self, email: str) -> list[auth.Mail]:
+    @property
+    def aborts(self) -> list[Abort]:
+        """Every ``abort_generation`` the emulator honoured, in arrival order (a copy)."""
+        return list(self.state.aborts)
+
+    def mailbox(self, email: str) -> list[Mail]:
         """The mails the running emulator "sent" to ``email`` (login links), oldest first."""
         if self._runner is None:
             raise RuntimeError("emulator has not been started")
-        return self._runner.app[auth.AUTH_STORE].mailbox(email)
+        return self.app[AUTH].mailbox(email)
 
     # ---- lifecycle ----
     async def start(self) -> None:
@@ -177,9 +215,7 @@ class Emulator:
             raise RuntimeError("emulator already started")
         if self._stopped:
             raise RuntimeError("a stopped emulator cannot restart; create a new one")
-        runner = web.AppRunner(
-            build_app(self.state, self.faults), handle_signals=False, access_log=None
-        )
+        runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
         await runner.setup()
         try:
             await web.TCPSite(runner, self.host, self.port).start()
@@ -188,7 +224,7 @@ class Emulator:
             raise
         self.port = int(runner.addresses[0][1])
         host = f"[{self.host}]" if ":" in self.host else self.host
-        self._url = f"http://{host}:{self.port}"
+        self._url = self.state.url = f"http://{host}:{self.port}"
         self._runner = runner
 
     async def stop(self) -> None:
@@ -224,11 +260,18 @@ async def serve(
     chunks: int = 5,
     state_file: str | Path | None = None,
     seed: SeedSource = None,
+    secret: str | None = None,
     on_ready: Callable[[Emulator], None] | None = None,
 ) -> None:
     """Run an emulator until cancelled; ``on_ready`` is called once it is listening."""
     emulator = Emulator(
-        host, port, chunk_delay=chunk_delay, chunks=chunks, state_file=state_file, seed=seed
+        host,
+        port,
+        chunk_delay=chunk_delay,
+        chunks=chunks,
+        state_file=state_file,
+        seed=seed,
+        secret=secret,
     )
     async with emulator as emu:
         if on_ready is not None:

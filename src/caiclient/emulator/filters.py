@@ -1,5 +1,5 @@
 """Moderation of chat generations: a deterministic input filter, an output filter and an
-optional per-token rate limit (PROTOCOL.md §8.5, §8.6, §15.8).
+optional per-token rate limit (docs/protocol.md §8.5, §8.6, §15.8).
 
 Knobs (on a running emulator too)::
 

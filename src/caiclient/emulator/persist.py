@@ -4,11 +4,17 @@ Every area store keeps its records in memory for speed and writes each change th
 :class:`Persistence`: ``put(kind, key, record)`` after a create or update, ``delete`` after a
 removal, and ``load(kind, type)`` once at start-up. Records are msgspec-encodable values
 (Structs, dataclasses, dicts); ``load`` returns them in the order they were first put.
+
+The file holds every token, so it is created readable by its owner only (0600) before
+SQLite opens it; SQLite gives its ``-wal`` and ``-shm`` files the database file's mode
+(issue 10 #15). An existing file is narrowed to 0600 too.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import threading
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +37,16 @@ CREATE INDEX IF NOT EXISTS records_by_kind ON records (kind, seq);
 """
 
 
+def _private(path: Path) -> None:
+    """Create ``path`` with mode 0600 if it does not exist; narrow it to 0600 if it does."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 class Persistence:
     """Write-through record storage; ``Persistence(None)`` keeps nothing (the default)."""
 
@@ -41,6 +57,7 @@ class Persistence:
         self._seq = 0
         self._encode = msgspec.json.Encoder().encode
         if self.path is not None:
+            _private(self.path)
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")

@@ -2,10 +2,12 @@
 
 A seed is a mapping, or a JSON or TOML file holding one::
 
+    secret = "…8+ printable ASCII…"  # optional: fixes every token for reproducible tests
+
     [[users]]
     username = "alice"            # required, 2-20 characters
     name = "Alice"                # optional
-    token = "…40 hex…"            # optional; default derived from the username
+    token = "…40 hex…"            # optional; default derived from the secret and username
 
     [[characters]]
     name = "Mira"                 # required; the id is derived from it
@@ -29,8 +31,8 @@ from typing import Any
 
 import msgspec
 
-from .characters import CAST, SeedCharacter, character_id
-from .store import Store
+from .characters.cast import CAST, SeedCharacter, character_id
+from .store import Store, check_secret
 
 __all__ = ["Seed", "SeedSource", "apply_seed", "load_seed"]
 
@@ -53,6 +55,7 @@ class SeedCharacterSpec(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class Seed(msgspec.Struct, forbid_unknown_fields=True):
+    secret: str | None = None
     users: list[SeedUser] = msgspec.field(default_factory=list)
     characters: list[SeedCharacterSpec] = msgspec.field(default_factory=list)
 
@@ -60,7 +63,10 @@ class Seed(msgspec.Struct, forbid_unknown_fields=True):
 def _read(path: Path) -> Any:
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() != ".toml":
-        return json.loads(text)
+        try:
+            return json.loads(text)
+        except RecursionError:
+            raise ValueError(f"invalid emulator seed: {path} is nested too deeply") from None
     if sys.version_info >= (3, 11):
         import tomllib
 
@@ -77,6 +83,8 @@ def load_seed(source: SeedSource) -> Seed:
         seed = msgspec.convert(raw, Seed)
     except msgspec.ValidationError as exc:
         raise ValueError(f"invalid emulator seed: {exc}") from None
+    if seed.secret is not None:
+        check_secret(seed.secret)
     styles = {c.style for c in CAST}
     for spec in seed.characters:
         if spec.style not in styles:

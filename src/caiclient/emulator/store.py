@@ -1,33 +1,33 @@
-"""In-memory state of the emulated backend: users, chats and their turns.
+"""The core store: users and characters, which every area reads, and the shared knobs.
 
-Every lookup is a dict access; history pages are found by bisecting a per-chat list of
-sequence numbers, so paging a long chat costs O(page) per request, not O(history), and a
-turn is found by its id through its sequence number in O(log n).
+Each area keeps its own records in its own ``<area>/store.py`` and writes every change
+through :attr:`Store.persist`; the core store holds what they all share: the users (with
+their tokens), every character (the seed cast, seeded and user-made ones), the chat filters
+and the rate limits. Users are persisted as kind ``"user"`` (key: user id), characters that
+users or seeds created as kind ``"character"`` (key: character id; the built-in cast is
+code, not state), the emulator's secret as kind ``"emulator"`` (key ``"secret"``).
 
-Chats, turns and annotations are written through ``persist`` as kinds ``"chat"`` (key: chat
-id), ``"turn"`` (key: ``<chat id>/<turn id>``; a turn carries all its candidates) and
-``"annotation"`` (key: annotation id), and loaded back at start-up.
+Credentials (issue 10 #8): every token the emulator mints (users', guests', e-mail
+logins', the control token) and the key that signs its Firebase ``idToken`` are derived
+from one secret by HMAC, so nobody can compute them without it. The secret is random per
+state unless fixed (``Emulator(secret=…)``, ``cai emulator --secret``, a seed's
+``"secret"``); with a state file it is kept there, so a restart keeps every token.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import logging
-from bisect import bisect_left
+import hmac
+import re
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import msgspec
-
-from .characters import CAST, SeedCharacter
+from .characters.cast import CAST, SeedCharacter
 from .filters import Filters, RateLimits
 from .persist import Persistence
-from .wire import Chat, Turn, TurnKey
 
-__all__ = ["Annotation", "ChatRecord", "Store", "User"]
-
-log = logging.getLogger("caiclient.emulator")
+__all__ = ["Store", "User", "check_secret", "resolve_secret"]
 
 _SEED_USER_ID = 474480773
 _DATE_JOINED = "2024-01-15T09:30:00.000000Z"
@@ -42,103 +42,77 @@ class User:
     email: str
     date_joined: str = _DATE_JOINED
     bio: str | None = None
-    # Account area (emulator/account.py): uploaded avatar, and the ids of followed users.
+    # Account area (emulator/account/): uploaded avatar, and the ids of followed users.
     avatar_file_name: str | None = None
     following: list[str] = field(default_factory=list)
 
 
-@dataclass(slots=True, eq=False)
-class ChatRecord:
-    chat: Chat
-    owner: User
-    character: SeedCharacter
-    activity: int
-    turns: list[Turn] = field(default_factory=list)
-    seqs: list[int] = field(default_factory=list)
-    # turn id → its sequence number (the key into ``seqs``).
-    seq_of: dict[str, int] = field(default_factory=dict)
-    human_turns: int = 0
-    # Serialises generations in one chat (the live server generates one turn at a time).
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    @property
-    def archived(self) -> bool:
-        return self.chat.state == "STATE_ARCHIVED"
+_SECRET = re.compile(r"[\x21-\x7e]{8,256}")
 
 
-class _ChatState(msgspec.Struct):
-    """A chat as persisted (kind ``"chat"``)."""
-
-    chat: Chat
-    owner_id: str
-    activity: int
-    human_turns: int
-
-
-class _TurnState(msgspec.Struct):
-    """A turn as persisted (kind ``"turn"``), with its place in the chat."""
-
-    seq: int
-    turn: Turn
+def check_secret(secret: object) -> str:
+    """``secret`` if it is usable (8-256 printable ASCII characters, no spaces), else
+    ValueError."""
+    if not isinstance(secret, str) or not _SECRET.fullmatch(secret):
+        raise ValueError("the emulator secret must be 8-256 printable ASCII characters")
+    return secret
 
 
-class Annotation(msgspec.Struct):
-    """A rating of one candidate (``POST /annotation/create``), kind ``"annotation"``."""
-
-    annotation_id: str
-    owner_id: str
-    chat_id: str
-    turn_id: str
-    candidate_id: str
-    annotation_type: str
-    annotation_value: int | None = None
-    annotation_raw_content: str | None = None
-
-
-def _token_for(username: str) -> str:
-    """A deterministic 40-hex token, the length of a live DRF token (PROTOCOL.md §1.2)."""
-    return hashlib.sha256(f"caiclient-emulator:{username}".encode()).hexdigest()[:40]
+def resolve_secret(explicit: str | None, persistence: Persistence) -> str:
+    """The secret to run with: ``explicit`` if given, else the state file's, else a new
+    random one; kept in the state file (if any) for the next start."""
+    stored = persistence.load("emulator", str).get("secret")
+    secret = check_secret(explicit) if explicit is not None else stored
+    if secret is None:
+        secret = secrets.token_hex(32)
+    if secret != stored:
+        persistence.put("emulator", "secret", secret)
+    return secret
 
 
 class Store:
-    """All emulated data. Not thread-safe; used from the server's event loop only."""
+    """Users, characters, filters and limits. Not thread-safe; used from the event loop."""
 
     def __init__(
-        self, cast: Iterable[SeedCharacter] = CAST, persistence: Persistence | None = None
+        self,
+        cast: Iterable[SeedCharacter] = CAST,
+        persistence: Persistence | None = None,
+        *,
+        secret: str | None = None,
     ) -> None:
-        # Every area keeps its records here in memory and writes each change through
+        # Every area keeps its records in memory and writes each change through
         # ``self.persist`` (a no-op unless the emulator runs with a state file).
         self.persist = persistence or Persistence()
+        self._secret = resolve_secret(secret, self.persist).encode("ascii")
         self.characters: dict[str, SeedCharacter] = {c.id: c for c in cast}
         self.users_by_token: dict[str, User] = {}
         self.users_by_id: dict[str, User] = {}
-        self.chats: dict[str, ChatRecord] = {}
-        self._by_owner: dict[str, list[ChatRecord]] = {}
-        self._clock = 0
         for user in self.persist.load("user", User).values():
             self._index_user(user)
         # Characters users created (the seed cast is code, not state).
         for character in self.persist.load("character", SeedCharacter).values():
             self.characters[character.id] = character
-        # Chat V2: chats, their turns (with every candidate) and annotations.
-        self.annotations: dict[str, Annotation] = {}
         self.filters = Filters()
         self.limits = RateLimits()
-        self._load_chats()
         seed = next((u for u in self.users_by_id.values() if u.username == "emulator_user"), None)
         self.seed_user = seed or self.add_user("emulator_user", "Emulator User")
 
-    def _tick(self) -> int:
-        self._clock += 1
-        return self._clock
+    def derive(self, purpose: str) -> str:
+        """A 40-hex credential for ``purpose``, the form of a live DRF token (§1.2):
+        HMAC-SHA256 of the purpose under the emulator's secret."""
+        return self.derive_key(purpose).hex()[:40]
+
+    def derive_key(self, purpose: str) -> bytes:
+        """32 secret bytes for ``purpose`` (signing keys)."""
+        return hmac.new(self._secret, purpose.encode("utf-8"), hashlib.sha256).digest()
 
     def add_user(self, username: str, name: str | None = None, *, token: str | None = None) -> User:
-        """Create a user with a deterministic id, and a token derived from ``username``
-        unless one is given."""
+        """Create a user with a deterministic id, and a token derived from ``username`` and
+        the secret unless one is given."""
         user_id = str(_SEED_USER_ID + len(self.users_by_id) * 7919)
         user = User(
             id=user_id,
-            token=token or _token_for(username),
+            token=token or self.derive(f"token:user:{username}"),
             username=username,
             name=name or username,
             email=f"{username}@example.com",
@@ -151,55 +125,6 @@ class Store:
         self.users_by_token[user.token] = user
         self.users_by_id[user.id] = user
 
-    # ---- Chat V2: chats and turns ----------------------------------------------------
-
-    def _load_chats(self) -> None:
-        for state in self.persist.load("chat", _ChatState).values():
-            owner = self.users_by_id.get(state.owner_id)
-            character = self.characters.get(state.chat.character_id)
-            if owner is None or character is None:
-                log.warning(
-                    "state file: chat %s has lost its owner or character; skipped",
-                    state.chat.chat_id,
-                )
-                continue
-            rec = ChatRecord(
-                chat=state.chat,
-                owner=owner,
-                character=character,
-                activity=state.activity,
-                human_turns=state.human_turns,
-            )
-            self._index_chat(rec)
-            self._clock = max(self._clock, state.activity)
-        turns = sorted(self.persist.load("turn", _TurnState).values(), key=lambda t: t.seq)
-        for saved in turns:
-            owner_chat = self.chats.get(saved.turn.turn_key.chat_id)
-            if owner_chat is not None:
-                owner_chat.turns.append(saved.turn)
-                owner_chat.seqs.append(saved.seq)
-                owner_chat.seq_of[saved.turn.turn_key.turn_id] = saved.seq
-                self._clock = max(self._clock, saved.seq)
-        for note in self.persist.load("annotation", Annotation).values():
-            self.annotations[note.annotation_id] = note
-
-    def _index_chat(self, rec: ChatRecord) -> None:
-        self.chats[rec.chat.chat_id] = rec
-        self._by_owner.setdefault(rec.owner.id, []).append(rec)
-
-    def save_chat(self, rec: ChatRecord) -> None:
-        """Persist the chat after a change (name, state, model, activity)."""
-        if self.persist.enabled:
-            state = _ChatState(rec.chat, rec.owner.id, rec.activity, rec.human_turns)
-            self.persist.put("chat", rec.chat.chat_id, state)
-
-    def create_chat(self, owner: User, character: SeedCharacter, chat: Chat) -> ChatRecord:
-        """Register ``chat``; the caller has checked that its id is free."""
-        rec = ChatRecord(chat=chat, owner=owner, character=character, activity=self._tick())
-        self._index_chat(rec)
-        self.save_chat(rec)
-        return rec
-
     def character_for(self, user: User | None, character_id: object) -> SeedCharacter | None:
         """The character if ``user`` may see it; None for missing, archived and other users'
         private characters alike, so nothing leaks which."""
@@ -211,107 +136,3 @@ class Store:
         if character.visibility == "PRIVATE" and (user is None or user.id != character.creator_id):
             return None
         return character
-
-    def chat_for(self, user: User, chat_id: str) -> ChatRecord | None:
-        """The chat if it exists and belongs to ``user``; otherwise None (no leak of which)."""
-        rec = self.chats.get(chat_id)
-        return rec if rec is not None and rec.owner is user else None
-
-    def append_turn(self, rec: ChatRecord, turn: Turn, *, human: bool = False) -> None:
-        seq = self._tick()
-        rec.turns.append(turn)
-        rec.seqs.append(seq)
-        rec.seq_of[turn.turn_key.turn_id] = seq
-        rec.activity = seq
-        if human:
-            rec.human_turns += 1
-        if self.persist.enabled:
-            self.persist.put("turn", _turn_key(turn), _TurnState(seq, turn))
-            self.save_chat(rec)
-
-    @staticmethod
-    def position(rec: ChatRecord, turn_id: str) -> int | None:
-        """The index of a turn in ``rec.turns`` (oldest first), or None if it has none."""
-        seq = rec.seq_of.get(turn_id)
-        return None if seq is None else bisect_left(rec.seqs, seq)
-
-    def turn(self, rec: ChatRecord, turn_id: str) -> Turn | None:
-        """The stored turn (mutable: change it, then :meth:`save_turn`), or None."""
-        at = self.position(rec, turn_id)
-        return None if at is None else rec.turns[at]
-
-    def save_turn(self, rec: ChatRecord, turn: Turn) -> None:
-        """Persist a stored turn after a change (new candidate, primary, pin)."""
-        seq = rec.seq_of.get(turn.turn_key.turn_id)
-        if self.persist.enabled and seq is not None:
-            self.persist.put("turn", _turn_key(turn), _TurnState(seq, turn))
-
-    def remove_turns(self, rec: ChatRecord, turn_ids: Iterable[str]) -> int:
-        """Delete the chat's turns with these ids (unknown ids are ignored); the count."""
-        doomed = {seq for tid in turn_ids if (seq := rec.seq_of.pop(tid, None)) is not None}
-        if not doomed:
-            return 0
-        kept = [(s, t) for s, t in zip(rec.seqs, rec.turns, strict=True) if s not in doomed]
-        removed = [t for s, t in zip(rec.seqs, rec.turns, strict=True) if s in doomed]
-        rec.seqs = [s for s, _ in kept]
-        rec.turns = [t for _, t in kept]
-        for turn in removed:
-            self.persist.delete("turn", _turn_key(turn))
-        return len(removed)
-
-    def copy_chat(self, rec: ChatRecord, end: int, chat: Chat) -> ChatRecord:
-        """A new chat of the same owner and character holding copies of ``rec.turns[:end+1]``
-        (same turn and candidate ids, the new chat id in every ``turn_key``)."""
-        copy = self.create_chat(rec.owner, rec.character, chat)
-        for turn in rec.turns[: end + 1]:
-            key = TurnKey(chat.chat_id, turn.turn_key.turn_id)
-            clone = msgspec.structs.replace(turn, turn_key=key, candidates=list(turn.candidates))
-            self.append_turn(copy, clone, human=bool(turn.author.is_human))
-        return copy
-
-    def chats_of(self, user: User, character_ids: set[str] | None = None) -> list[ChatRecord]:
-        """The user's chats (archived ones too), optionally only with these characters, in
-        creation order."""
-        chats = self._by_owner.get(user.id, [])
-        if character_ids is None:
-            return list(chats)
-        return [c for c in chats if c.chat.character_id in character_ids]
-
-    def recent(self, user: User, character_id: str | None = None) -> list[ChatRecord]:
-        """The user's active chats (optionally with one character), most recently active
-        first; archived chats are left out."""
-        chats = self._by_owner.get(user.id, [])
-        chats = [
-            c
-            for c in chats
-            if not c.archived and (character_id is None or c.chat.character_id == character_id)
-        ]
-        return sorted(chats, key=lambda c: c.activity, reverse=True)
-
-    def add_annotation(self, note: Annotation) -> None:
-        self.annotations[note.annotation_id] = note
-        self.persist.put("annotation", note.annotation_id, note)
-
-    def remove_annotation(self, annotation_id: str) -> None:
-        if self.annotations.pop(annotation_id, None) is not None:
-            self.persist.delete("annotation", annotation_id)
-
-    @staticmethod
-    def page(
-        rec: ChatRecord, before: int | None, limit: int, *, pinned_only: bool = False
-    ) -> tuple[list[Turn], int | None]:
-        """Turns older than sequence ``before`` (all if None), newest first, and the cursor
-        for the next page (None when this page reaches the oldest turn)."""
-        turns, seqs = rec.turns, rec.seqs
-        if pinned_only:
-            kept = [i for i, t in enumerate(turns) if t.is_pinned]
-            turns, seqs = [turns[i] for i in kept], [seqs[i] for i in kept]
-        end = len(seqs) if before is None else bisect_left(seqs, before)
-        start = max(0, end - limit)
-        page = turns[start:end]
-        page.reverse()
-        return page, (seqs[start] if start > 0 else None)
-
-
-def _turn_key(turn: Turn) -> str:
-    return f"{turn.turn_key.chat_id}/{turn.turn_key.turn_id}"

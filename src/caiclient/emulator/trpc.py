@@ -1,10 +1,11 @@
 """The character.ai front end's tRPC endpoint, ``/web/api/trpc/<proc>[,<proc>…]?batch=1``.
 
-Areas register procedures with :func:`procedure`; the router handles the batch envelope:
+Areas add their procedures in their ``register(app)`` with :func:`add_procedure`; the
+router, created by :func:`register` before any area, handles the batch envelope:
 input ``{"0": {"json": …}, "1": …}`` (POST body, or the ``input`` query parameter of a GET,
 raw or URL-encoded), answer ``[{"result": {"data": {"json": …}}}, …]`` or, per failed
 call, ``{"error": {"json": {"message", "code", "data": {"code", "httpStatus", "path"}}}}``
-(PROTOCOL.md §2.4.6).
+(docs/protocol.md §2.4.6).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import msgspec
 from aiohttp import web
 
 from ._http import json_response, token_from_header
+from ._util import decode_json
 from .state import STATE
 from .store import User
 
-__all__ = ["PROCEDURES", "TrpcCall", "TrpcError", "procedure", "register"]
+__all__ = ["TRPC", "Procedure", "TrpcCall", "TrpcError", "TrpcRouter", "add_procedure", "register"]
 
 
 class TrpcError(Exception):
@@ -57,17 +59,24 @@ class TrpcCall:
 
 
 Procedure = Callable[[TrpcCall], Awaitable[Any]]
-PROCEDURES: dict[str, Procedure] = {}
 
 
-def procedure(name: str) -> Callable[[Procedure], Procedure]:
-    """Decorator: register an async procedure under its dotted name, e.g. ``search.search``."""
+class TrpcRouter:
+    """The procedures of one app, by dotted name (``search.search``)."""
 
-    def add(fn: Procedure) -> Procedure:
-        PROCEDURES[name] = fn
-        return fn
+    def __init__(self) -> None:
+        self.procedures: dict[str, Procedure] = {}
 
-    return add
+
+TRPC = web.AppKey("caiclient_emulator_trpc", TrpcRouter)
+
+
+def add_procedure(app: web.Application, name: str, fn: Procedure) -> None:
+    """Serve ``fn`` as the tRPC procedure ``name`` (``register(app)`` must have run)."""
+    procedures = app[TRPC].procedures
+    if name in procedures:
+        raise ValueError(f"tRPC procedure {name!r} is registered twice")
+    procedures[name] = fn
 
 
 def _user(request: web.Request) -> User | None:
@@ -80,10 +89,10 @@ def _user(request: web.Request) -> User | None:
 
 async def _inputs(request: web.Request) -> dict[str, Any]:
     if request.method == "POST":
-        raw: Any = msgspec.json.decode(await request.read() or b"{}")
+        raw: Any = decode_json(await request.read() or b"{}")
     else:
         # aiohttp has already percent-decoded the query value.
-        raw = msgspec.json.decode(request.query.get("input", "{}"))
+        raw = decode_json(request.query.get("input", "{}"))
     if not isinstance(raw, dict):
         raise msgspec.ValidationError("tRPC input must be an object keyed by call index")
     return raw
@@ -97,7 +106,7 @@ async def _handle(request: web.Request) -> web.Response:
     for index, name in enumerate(names):
         wrapped = inputs.get(str(index))
         value = wrapped.get("json") if isinstance(wrapped, dict) else None
-        fn = PROCEDURES.get(name)
+        fn = request.app[TRPC].procedures.get(name)
         try:
             if fn is None:
                 raise TrpcError(f'No "query"-procedure on path "{name}"', 404)
@@ -112,5 +121,7 @@ async def _handle(request: web.Request) -> web.Response:
 
 
 def register(app: web.Application) -> None:
+    """Create the app's tRPC router and serve it under ``/web/api/trpc/``."""
+    app[TRPC] = TrpcRouter()
     app.router.add_get("/web/api/trpc/{procs}", _handle)
     app.router.add_post("/web/api/trpc/{procs}", _handle)

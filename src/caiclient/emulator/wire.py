@@ -1,16 +1,22 @@
-"""Wire shapes the emulator emits (PROTOCOL.md §7.1, §7.2, §8.3) and the payloads it accepts.
+"""Wire shapes the emulator emits (docs/protocol.md §7.1, §7.2, §8.3) and the payloads it accepts.
 
 Outgoing Structs use ``omit_defaults`` only for keys that must be *absent* rather than null:
 ``author.is_human`` on character turns and ``candidates[].is_final`` on non-final chunks
-(PROTOCOL.md §7.2, §8.4). Incoming payload Structs are lenient: every field is optional and
+(docs/protocol.md §7.2, §8.4); ``safety_truncated``, ``aborted`` and the edit keys appear only
+when they apply. Incoming payload Structs are lenient: every field is optional and
 unknown fields are ignored, so the minimal K1-style forms decode too (§8.5).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+from ._util import new_id
+
+if TYPE_CHECKING:
+    from .store import User
 
 __all__ = [
     "CHAT_INFO",
@@ -35,7 +41,10 @@ __all__ = [
     "WireCandidate",
     "WireTurn",
     "WireTurnKey",
+    "complete_turn",
     "pin_view",
+    "turn_from_wire",
+    "user_account",
 ]
 
 
@@ -68,6 +77,9 @@ class Candidate(msgspec.Struct, omit_defaults=True):
     safety_truncated: bool = False
     base_candidate_id: str | None = None
     editor: Editor | None = None
+    # Our marking of a reply cut off by ``abort_generation`` (docs/emulator.md "Abort"):
+    # no public capture shows how the live service marks one.
+    aborted: bool = False
 
 
 class Turn(msgspec.Struct, omit_defaults=True):
@@ -94,6 +106,31 @@ def pin_view(turn: Turn) -> dict[str, Any]:
     shown: dict[str, Any] = msgspec.to_builtins(turn.primary_only())
     shown["is_pinned"] = turn.is_pinned
     return shown
+
+
+def complete_turn(chat_id: str, author: Author, text: str, now: str) -> Turn:
+    """A new turn of one final candidate, complete in one frame (a greeting, say)."""
+    candidate_id = new_id()
+    return Turn(
+        turn_key=TurnKey(chat_id, new_id()),
+        create_time=now,
+        last_update_time=now,
+        state="STATE_OK",
+        author=author,
+        candidates=[Candidate(candidate_id, now, text, is_final=True)],
+        primary_candidate_id=candidate_id,
+    )
+
+
+def user_account(user: User) -> dict[str, Any]:
+    """The ``account`` object inside a user (``GET /chat/user/`` §4.1, V1 participants)."""
+    return {
+        "name": user.name,
+        "avatar_type": "UPLOADED" if user.avatar_file_name else "DEFAULT",
+        "onboarding_complete": True,
+        "avatar_file_name": user.avatar_file_name,
+        "mobile_onboarding_complete": None,
+    }
 
 
 class Chat(msgspec.Struct, omit_defaults=True):
@@ -202,3 +239,30 @@ class PinPayload(msgspec.Struct):
 class RemoveTurnsPayload(msgspec.Struct):
     chat_id: str
     turn_ids: list[str]
+
+
+def turn_from_wire(wire: WireTurn, chat_id: str, author: Author, now: str) -> Turn:
+    """A client-made turn as stored and echoed (chat and room sockets alike): its primary
+    candidate only, final, with any id the client left out minted here."""
+    candidates = wire.candidates
+    primary = next(
+        (c for c in candidates if c.candidate_id and c.candidate_id == wire.primary_candidate_id),
+        candidates[0] if candidates else None,
+    )
+    candidate_id = (primary.candidate_id if primary else None) or new_id()
+    candidate = Candidate(
+        candidate_id,
+        now,
+        primary.raw_content if primary else "",
+        tti_image_rel_path=primary.tti_image_rel_path if primary else None,
+        is_final=True,
+    )
+    return Turn(
+        turn_key=TurnKey(chat_id, wire.turn_key.turn_id or new_id()),
+        create_time=now,
+        last_update_time=now,
+        state="STATE_OK",
+        author=author,
+        candidates=[candidate],
+        primary_candidate_id=candidate_id,
+    )
