@@ -7,7 +7,7 @@ copy of each default and one check of each value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import msgspec
 
 from .errors import ValidationError
 from .protocol.retry import Backoff, RetryPolicy
@@ -70,8 +70,7 @@ def _optional_str(value: object, what: str) -> str | None:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class ClientOptions:
+class ClientOptions(msgspec.Struct, frozen=True, kw_only=True):
     """How a client behaves; see :class:`~caiclient.AsyncClient` for each option.
 
     Built once and validated on construction: a wrong value raises ValidationError before
@@ -84,8 +83,8 @@ class ClientOptions:
     rate_limit_wait: float = 0.0
     impersonate: str | None = DEFAULT_IMPERSONATE
     proxy: str | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    reconnect: Backoff = field(default_factory=Backoff)
+    retry: RetryPolicy = msgspec.field(default_factory=RetryPolicy)
+    reconnect: Backoff = msgspec.field(default_factory=Backoff)
 
     def __post_init__(self) -> None:
         if self.timeout is None:
@@ -93,7 +92,7 @@ class ClientOptions:
                 "timeout=None is not a client default: give a number of seconds (per call, "
                 "timeout=None means 'the client's default')"
             )
-        set_ = object.__setattr__
+        set_ = msgspec.structs.force_setattr
         set_(self, "timeout", _seconds(self.timeout, "timeout"))
         set_(self, "idle_timeout", _seconds(self.idle_timeout, "idle_timeout"))
         if self.first_chunk_timeout is not None:

@@ -8,13 +8,14 @@ import contextvars
 import logging
 import os
 from collections.abc import AsyncGenerator, Iterator
-from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+import msgspec
 
 from ._config import ClientOptions
 from ._deadline import Deadline
 from ._neo_socket import NeoSocket
-from ._rooms_socket import RoomSocket
 from ._transport import HandshakeRefused, HttpTransport, WebSocket, task_cancelling
 from ._validate import check_timeout
 from .endpoints import Endpoints
@@ -32,6 +33,9 @@ from .errors import (
 from .models import User
 from .protocol import account, http
 from .protocol.retry import http_retry_delay
+
+if TYPE_CHECKING:
+    from ._rooms_socket import RoomSocket
 
 __all__ = [
     "TOKEN_ENV",
@@ -53,8 +57,7 @@ _CAPTURED: contextvars.ContextVar[list[RawBody] | None] = contextvars.ContextVar
 )
 
 
-@dataclass(frozen=True, slots=True)
-class RawBody:
+class RawBody(msgspec.Struct, frozen=True):
     """One REST answer exactly as the service sent it: the request's method and URL, and
     the body's bytes (the models keep only the fields they know)."""
 
@@ -102,8 +105,7 @@ def mask(token: str) -> str:
     return f"{token[:4]}…" if len(token) > 8 else "…"
 
 
-@dataclass(frozen=True)
-class ClientStats:
+class ClientStats(msgspec.Struct, frozen=True):
     """What the client did to keep working; read it as ``client.stats`` (a snapshot)."""
 
     reconnects: int = 0
@@ -126,7 +128,7 @@ class ClientCore:
         self.token = token
         self.endpoints = endpoints
         self.options = options
-        self.counts: dict[str, int] = dict.fromkeys(ClientStats.__dataclass_fields__, 0)
+        self.counts: dict[str, int] = dict.fromkeys(ClientStats.__struct_fields__, 0)
         self._transport = transport
         self._headers = {"Authorization": f"Token {token}"}
         self._user: User | None = None
@@ -139,13 +141,16 @@ class ClientCore:
     def rooms_socket(self) -> RoomSocket:
         """The group chats' socket, made on first use (most clients never open it)."""
         if self._rooms_socket is None:
+            # Imported here: only clients of group chats pay for the Centrifugo code.
+            from ._rooms_socket import RoomSocket
+
             self._rooms_socket = RoomSocket(self._connect_rooms_ws, self.options)
         return self._rooms_socket
 
     @property
     def stats(self) -> ClientStats:
         counts = dict(self.counts, reconnects=max(0, self.socket.connects - 1))
-        return replace(ClientStats(), **counts)
+        return ClientStats(**counts)
 
     @property
     def transport(self) -> HttpTransport:

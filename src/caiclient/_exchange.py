@@ -28,7 +28,7 @@ from .protocol.generation import Exchange, Located, Reply, Step
 from .protocol.retry import Raise, Recover, Wait, after_recovery, after_send_failure
 from .protocol.stream import ReplyChunk
 
-__all__ = ["FrameSource", "Locate", "SocketCall", "static_frame", "user_frame"]
+__all__ = ["Frame", "Locate", "Prepare", "SocketCall"]
 
 log = logging.getLogger("caiclient.chats")
 
@@ -37,28 +37,12 @@ R = TypeVar("R")
 Locate = Callable[[Deadline], Awaitable[tuple[Located, "Turn | None"]]]
 """Reads the history and says where the request's message and its reply are."""
 
-FrameSource = Callable[[Deadline], Awaitable[bytes]]
-"""Builds the request's frame (it may need the account's id, hence async)."""
+Frame = bytes | Callable[[str], bytes]
+"""The request's frame, or what builds it from the account's id (looked up once per client,
+within the call's deadline)."""
 
-
-def user_frame(core: ClientCore, build: Callable[..., bytes], field: str) -> FrameSource:
-    """A frame source that passes the account's id as ``field`` to ``build`` (the user is
-    looked up once per client, within the call's deadline)."""
-
-    async def source(deadline: Deadline) -> bytes:
-        user = await core.user(deadline)
-        return build(**{field: user.id})
-
-    return source
-
-
-def static_frame(frame: bytes) -> FrameSource:
-    """A frame source for a frame that is already built."""
-
-    async def source(deadline: Deadline) -> bytes:
-        return frame
-
-    return source
+Prepare = Callable[[Deadline], Awaitable[None]]
+"""Runs before the frame is sent (e.g. the rooms socket subscribes to the room)."""
 
 
 class SocketCall(Generic[R]):
@@ -73,18 +57,20 @@ class SocketCall(Generic[R]):
         self,
         core: ClientCore,
         exchange: Exchange[R],
-        frame: FrameSource,
+        frame: Frame,
         request_id: str,
         timeout: float | None,
         lock: tuple[KeyedLocks, str] | None = None,
         locate: Locate | None = None,
         socket: ReconnectingSocket | None = None,
+        prepare: Prepare | None = None,
     ) -> None:
         self._core = core
         self._socket: ReconnectingSocket = socket if socket is not None else core.socket
         self.exchange = exchange
-        self._frame_source = frame
+        self._build = frame
         self._frame = b""
+        self._prepare = prepare
         self.request_id = request_id
         self._timeout = timeout
         self._lock = lock
@@ -128,7 +114,13 @@ class SocketCall(Generic[R]):
         core = self._core
         self.deadline = deadline = core.deadline(self._timeout)
         self._first = deadline.sooner(core.options.first_chunk_timeout)
-        self._frame = await self._frame_source(deadline)
+        build = self._build
+        if isinstance(build, bytes):
+            self._frame = build
+        else:
+            self._frame = build((await core.user(deadline)).id)
+        if self._prepare is not None:
+            await self._prepare(deadline)
         if self._lock is not None:
             locks, key = self._lock
             self._lease = await locks.acquire(key, deadline)
@@ -205,8 +197,7 @@ class SocketCall(Generic[R]):
         self._inbox = inbox
         await inbox.send(self._frame)
         self._sent = True
-        if self.exchange.generates:
-            inbox.abort_frame = neo.abort_generation(request_id=self.request_id)
+        inbox.generating = self.exchange.generates
         return inbox
 
     def _close_inbox(self) -> None:

@@ -18,7 +18,14 @@ from ._deadline import Deadline
 from ._socket import Inbox, ReconnectingSocket, Subscription, send_best_effort
 from ._transport import WebSocket
 from .errors import CaiError, Timeout
-from .protocol.neo import KEEPALIVE, Keepalive, Malformed, UnknownFrame, parse_frame
+from .protocol.neo import (
+    KEEPALIVE,
+    Keepalive,
+    Malformed,
+    UnknownFrame,
+    abort_generation,
+    parse_frame,
+)
 
 __all__ = ["Inbox", "NeoSocket", "Subscription"]
 
@@ -99,5 +106,9 @@ class NeoSocket(ReconnectingSocket):
 
     async def _before_close(self, ws: WebSocket) -> None:
         """Stop the generations still streaming (``abort_generation``, §8.5)."""
-        frames = [i.abort_frame for i in self._inboxes.values() if i.abort_frame and i.ws is ws]
+        frames = [
+            abort_generation(request_id=i.request_id)
+            for i in self._inboxes.values()
+            if i.generating and i.ws is ws
+        ]
         await send_best_effort(ws, frames)

@@ -14,9 +14,9 @@ listeners are told to read the history instead and the acknowledged requests fai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -25,9 +25,9 @@ from ._config import KEEPALIVE_MIN_INTERVAL, ClientOptions
 from ._deadline import Deadline
 from ._socket import Inbox, ReconnectingSocket
 from ._transport import WebSocket
-from .errors import CaiError, Disconnected, Timeout
+from .errors import CaiError, Disconnected, Timeout, TransportError
 from .protocol import rooms as proto
-from .protocol.neo import KEEPALIVE
+from .protocol.neo import KEEPALIVE, abort_generation
 
 __all__ = ["GAP", "RoomSocket"]
 
@@ -64,15 +64,17 @@ class _Envelope(msgspec.Struct):
 _read_envelope = msgspec.json.Decoder(_Envelope).decode
 
 
-@dataclass(eq=False)
 class _Channel:
     """A room the socket keeps subscribed, and where its publications have got to."""
 
-    name: str
-    offset: int | None = None
-    epoch: str | None = None
-    listeners: set[asyncio.Queue[Any]] = field(default_factory=set)
-    subscribed: Any = None  # the socket it is subscribed on
+    __slots__ = ("epoch", "listeners", "name", "offset", "subscribed")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.offset: int | None = None
+        self.epoch: str | None = None
+        self.listeners: set[asyncio.Queue[Any]] = set()
+        self.subscribed: Any = None  # the socket it is subscribed on
 
 
 class _RpcSender:
@@ -303,3 +305,13 @@ class RoomSocket(ReconnectingSocket):
     def unregister(self, inbox: Inbox) -> None:
         self._acked.pop(inbox.request_id, None)
         super().unregister(inbox)
+
+    async def _before_close(self, ws: WebSocket) -> None:
+        """Stop the room generations still streaming (``abort_generation`` as an rpc)."""
+        sender = self._sender(ws)
+        for inbox in list(self._inboxes.values()):
+            if inbox.generating and self._bound(inbox, ws):
+                with contextlib.suppress(TransportError, asyncio.TimeoutError):
+                    await asyncio.wait_for(
+                        sender.send(abort_generation(request_id=inbox.request_id)), 1.0
+                    )

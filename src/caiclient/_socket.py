@@ -44,8 +44,8 @@ class Sender:
 class Inbox:
     """The frames of one request, in arrival order, for exactly one consumer.
 
-    ``abort_frame`` is set by a caller whose request makes the server generate: if the
-    client is closed before the generation ends, the socket sends it first.
+    ``generating`` is set by a caller whose request makes the server generate: if the
+    client is closed before the generation ends, the socket tells the server to stop it.
     """
 
     __slots__ = (
@@ -56,7 +56,7 @@ class Inbox:
         "_timer",
         "_timer_at",
         "_waiter",
-        "abort_frame",
+        "generating",
         "request_id",
         "ws",
     )
@@ -70,7 +70,7 @@ class Inbox:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._expired = False
-        self.abort_frame: bytes | None = None
+        self.generating = False
         self.request_id = request_id
         self.ws = ws
 

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from .._core import ClientCore
 from .._deadline import Deadline
-from .._exchange import SocketCall, static_frame, user_frame
+from .._exchange import SocketCall
 from .._ids import new_id
 from .._locks import KeyedLocks
 from .._paging import cursor_pages
@@ -70,14 +70,17 @@ class AsyncChatsAPI:
         """
         check_id(character_id, "character_id")
         request_id = new_id()
-        build = partial(
-            neo.create_chat,
-            request_id=request_id,
-            chat_id=new_id(),
-            character_id=character_id,
-            with_greeting=greeting,
-        )
-        frame = user_frame(self._core, build, "creator_id")
+        chat_id = new_id()
+
+        def frame(creator_id: str) -> bytes:
+            return neo.create_chat(
+                request_id=request_id,
+                chat_id=chat_id,
+                character_id=character_id,
+                creator_id=creator_id,
+                with_greeting=greeting,
+            )
+
         exchange = generation.CreateChat(with_greeting=greeting)
         return await SocketCall(self._core, exchange, frame, request_id, timeout).result()
 
@@ -178,16 +181,16 @@ class AsyncChatsAPI:
     def _reply(self, chat: Chat, text: str, timeout: float | None) -> SocketCall[Turn]:
         request_id, turn_id, candidate_id = new_id(), new_id(), new_id()
 
-        build = partial(
-            neo.create_and_generate_turn,
-            request_id=request_id,
-            chat_id=chat.chat_id,
-            character_id=chat.character_id,
-            turn_id=turn_id,
-            candidate_id=candidate_id,
-            text=text,
-        )
-        frame = user_frame(self._core, build, "author_id")
+        def frame(author_id: str) -> bytes:
+            return neo.create_and_generate_turn(
+                request_id=request_id,
+                chat_id=chat.chat_id,
+                character_id=chat.character_id,
+                turn_id=turn_id,
+                candidate_id=candidate_id,
+                author_id=author_id,
+                text=text,
+            )
 
         async def locate(deadline: Deadline) -> tuple[generation.Located, Turn | None]:
             request = chats_proto.turns_page(self._core.endpoints, chat.chat_id)
@@ -268,7 +271,7 @@ class AsyncChatsAPI:
     ) -> SocketCall[R]:
         """A request about one turn: ``build(request_id=...)`` makes its frame."""
         request_id = new_id()
-        frame = static_frame(build(request_id=request_id))
+        frame = build(request_id=request_id)
         lock = (self._chat_locks, turn.chat_id)
         return SocketCall(self._core, exchange, frame, request_id, timeout, lock)
 

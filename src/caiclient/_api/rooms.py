@@ -13,11 +13,10 @@ from typing import Any, TypeVar
 
 from .._core import ClientCore
 from .._deadline import Deadline
-from .._exchange import SocketCall, static_frame, user_frame
+from .._exchange import Frame, Locate, SocketCall
 from .._ids import new_id
 from .._locks import KeyedLocks
 from .._paging import cursor_pages
-from .._room_events import RoomEvents
 from .._validate import (
     candidate_id_of,
     check_character_turn,
@@ -259,21 +258,19 @@ class AsyncRoomsAPI:
         self,
         room_id: str,
         exchange: generation.Exchange[R],
-        frame: Callable[[Deadline], Any],
+        frame: Frame,
         request_id: str,
         timeout: float | None,
-        locate: Any = None,
+        locate: Locate | None = None,
     ) -> SocketCall[R]:
         socket = self._core.rooms_socket
 
-        async def watched(deadline: Deadline) -> bytes:
+        async def watch(deadline: Deadline) -> None:
             await socket.watch(room_id, deadline)  # its publications must reach us
-            built: bytes = await frame(deadline)
-            return built
 
         lock = (self._locks, room_id)
         return SocketCall(
-            self._core, exchange, watched, request_id, timeout, lock, locate, socket=socket
+            self._core, exchange, frame, request_id, timeout, lock, locate, socket, watch
         )
 
     async def _find(self, room_id: str, turn_id: str | None, deadline: Deadline) -> Turn | None:
@@ -286,21 +283,23 @@ class AsyncRoomsAPI:
         room_id = room_id_of(room)
         check_text(text)
         request_id, turn_id = new_id(), new_id()
-        build = partial(
-            proto.create_turn,
-            request_id=request_id,
-            room_id=room_id,
-            turn_id=turn_id,
-            candidate_id=new_id(),
-            text=text,
-        )
+        candidate_id = new_id()
+
+        def frame(author_id: str) -> bytes:
+            return proto.create_turn(
+                request_id=request_id,
+                room_id=room_id,
+                turn_id=turn_id,
+                candidate_id=candidate_id,
+                author_id=author_id,
+                text=text,
+            )
 
         async def locate(deadline: Deadline) -> tuple[Located, Turn | None]:
             found = await self._find(room_id, turn_id, deadline)
             return (Located.NOT_RECEIVED, None) if found is None else (Located.REPLIED, found)
 
         exchange = generation.TurnAdded(turn_id)
-        frame = user_frame(self._core, build, "author_id")
         return self._call(room_id, exchange, frame, request_id, timeout, locate)
 
     def _generation(
@@ -319,7 +318,7 @@ class AsyncRoomsAPI:
             done = found is not None and found.is_final
             return (Located.REPLIED, found) if done else (Located.PENDING, None)
 
-        return self._call(room_id, exchange, static_frame(frame), request_id, timeout, locate)
+        return self._call(room_id, exchange, frame, request_id, timeout, locate)
 
     async def send(self, room: Room | str, text: str, *, timeout: float | None = None) -> Turn:
         """Post your message in the room (no one answers yet: see :meth:`generate`); return
@@ -368,7 +367,7 @@ class AsyncRoomsAPI:
             character_id=turn.author.author_id,
         )
         exchange = generation.Reply(base=turn)
-        return self._call(turn.chat_id, exchange, static_frame(frame), request_id, timeout)
+        return self._call(turn.chat_id, exchange, frame, request_id, timeout)
 
     async def regenerate(self, turn: Turn, *, timeout: float | None = None) -> Turn:
         """Another reply ("swipe") for a character's turn of the room; it becomes the
@@ -390,9 +389,7 @@ class AsyncRoomsAPI:
         timeout: float | None,
     ) -> R:
         request_id = new_id()
-        frame = static_frame(
-            build(request_id=request_id, room_id=turn.chat_id, turn_id=turn.turn_id)
-        )
+        frame = build(request_id=request_id, room_id=turn.chat_id, turn_id=turn.turn_id)
         return await self._call(turn.chat_id, exchange, frame, request_id, timeout).result()
 
     async def select(
@@ -428,7 +425,7 @@ class AsyncRoomsAPI:
         frame = neo.remove_turns(request_id=request_id, chat_id=room_id, turn_ids=turn_ids)
         exchange = generation.Acknowledged(neo.TurnsRemoved)
         lock = (self._locks, room_id)
-        call = SocketCall(self._core, exchange, static_frame(frame), request_id, timeout, lock)
+        call = SocketCall(self._core, exchange, frame, request_id, timeout, lock)
         await call.result()
 
     # --- following rooms ----------------------------------------------------------------------
@@ -461,6 +458,8 @@ class AsyncRoomsAPI:
             if rooms is None:
                 raise ValidationError("since= needs one room to follow")
             after = turn_id_in(rooms[0], since, "since")
+        from .._room_events import RoomEvents  # Imported here: only followers need it.
+
         events = RoomEvents(self._core, self, rooms, partial=partial, timeout=timeout, since=after)
         return events.run()
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import msgspec
 
 from ._chat import Turn
@@ -66,8 +64,7 @@ class Room(msgspec.Struct, frozen=True, kw_only=True):
         return self.settings.join_token
 
 
-@dataclass(frozen=True, slots=True)
-class RoomEvent:
+class RoomEvent(msgspec.Struct, frozen=True):
     """Something that happened in a room, as ``client.rooms.events`` yields it.
 
     ``kind`` is ``"turn"`` (a turn added or changed: ``turn`` holds it, ``final`` whether its
@@ -79,5 +76,5 @@ class RoomEvent:
     room_id: str
     turn: Turn | None = None
     final: bool = True
-    turn_ids: tuple[str, ...] = field(default=())
+    turn_ids: tuple[str, ...] = ()
     request_id: str | None = None

@@ -91,10 +91,11 @@ class Exchange(Generic[R]):
         """Take one frame routed to this request; say what it meant."""
         if self.done:
             return Step.SKIP  # Frames after the end change nothing.
+        step = self._handle(event)  # The exchange's own frames first: the common case.
+        if step is not Step.SKIP:
+            return step
         error = frame_error(event)
-        if error is not None:
-            return self._fail(error)
-        return self._handle(event)
+        return Step.SKIP if error is None else self._fail(error)
 
     def _handle(self, event: neo.Event) -> Step:  # pragma: no cover - overridden
         raise NotImplementedError

@@ -373,7 +373,8 @@ def previous_annotations() -> dict[str, int]:
     return counters
 
 
-_ZERO_ANNOTATIONS = previous_annotations()
+# Encoded once: msgspec copies Raw bytes as they are (this is on every message's path).
+_ZERO_ANNOTATIONS = msgspec.Raw(msgspec.json.encode(previous_annotations()))
 
 
 def turn_key(chat_id: str, turn_id: str) -> dict[str, str]:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+import msgspec
 
 from ..errors import (
     AuthError,
@@ -61,8 +62,7 @@ WS_MESSAGE_TOO_BIG = 1009
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
 
 
-@dataclass(frozen=True)
-class Backoff:
+class Backoff(msgspec.Struct, frozen=True):
     """Jittered exponential backoff: ``initial * factor**n``, capped at ``max_delay``.
 
     Each delay is drawn uniformly from ``[d * (1 - jitter), d]`` so that many clients that
@@ -97,8 +97,7 @@ class Backoff:
             delay *= self.factor
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(msgspec.Struct, frozen=True):
     """How REST calls are retried. ``max_retry_after`` caps a server's ``Retry-After``."""
 
     backoff: Backoff = Backoff(initial=0.25, max_delay=4.0, attempts=3)
@@ -140,25 +139,21 @@ def reconnect_verdict(error: CaiError) -> CaiError | None:
     return error
 
 
-@dataclass(frozen=True, slots=True)
-class Recover:
+class Recover(msgspec.Struct, frozen=True):
     """Read the chat's history: the reply may be there, or the message may be lost."""
 
 
-@dataclass(frozen=True, slots=True)
-class Resend:
+class Resend(msgspec.Struct, frozen=True):
     """Send the message again with the same turn id (the server never got it)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Wait:
+class Wait(msgspec.Struct, frozen=True):
     """Wait ``seconds`` (a rate limit the caller allowed to be waited out), then send again."""
 
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
-class Raise:
+class Raise(msgspec.Struct, frozen=True):
     """Give up: raise ``error``."""
 
     error: CaiError

@@ -11,9 +11,7 @@ that reconnects can ask for what it missed (``recover``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -275,8 +273,7 @@ def rpc(command_id: int, envelope: bytes) -> bytes:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(msgspec.Struct, frozen=True):
     """The answer to command ``id``: ``result`` (the method's object) or ``error``."""
 
     id: int
@@ -285,8 +282,7 @@ class Reply:
     error: tuple[int, str] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Publication:
+class Publication(msgspec.Struct, frozen=True):
     """A push on ``channel``: ``data`` (a room event, shaped like a chat-socket frame) at
     ``offset``."""
 
@@ -295,30 +291,31 @@ class Publication:
     offset: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class ServerUnsubscribe:
+class ServerUnsubscribe(msgspec.Struct, frozen=True):
     """The server ended the subscription to ``channel`` (e.g. the room was deleted)."""
 
     channel: str
 
 
-@dataclass(frozen=True, slots=True)
-class Ping:
+class Ping(msgspec.Struct, frozen=True):
     """A bare ``{}``: the server's ping, answered with ``{}``."""
 
 
-@dataclass(frozen=True, slots=True)
-class Junk:
+class Junk(msgspec.Struct, frozen=True):
     """Something that is not a Centrifugo object we know (logged and dropped)."""
 
     reason: str
 
 
 Message = Reply | Publication | ServerUnsubscribe | Ping | Junk
-_DECODER = json.JSONDecoder()
 
 
 def _values(text: str) -> Iterable[Any]:
+    # Imported here: only the rooms socket needs it (msgspec cannot split concatenated
+    # JSON values), and `import caiclient` should not pay for it.
+    import json
+
+    decoder = json.JSONDecoder()
     at, end = 0, len(text)
     while at < end:
         while at < end and text[at] in " \t\r\n":
@@ -326,7 +323,7 @@ def _values(text: str) -> Iterable[Any]:
         if at >= end:
             return
         try:
-            value, at = _DECODER.raw_decode(text, at)
+            value, at = decoder.raw_decode(text, at)
         except (json.JSONDecodeError, RecursionError):
             yield Junk("not JSON")
             return

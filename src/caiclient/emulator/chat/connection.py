@@ -32,7 +32,7 @@ MAX_CLIENT_FRAME = 1024 * 1024
 MAX_SERVER_FRAME = 16 * 1024 * 1024
 """Largest frame the emulator sends (16 MiB). Its frames carry one turn of text a client
 sent or a reply derived from it, so they stay far below this."""
-MAX_IN_FLIGHT = 256
+MAX_IN_FLIGHT = 4096
 """Requests of one socket being carried out at once; beyond, a request is refused with a
 429 ``neo_error`` (``retry_after_seconds`` 1), so a flood cannot grow memory unbounded."""
 KEEPALIVE_INTERVAL = 1.0
