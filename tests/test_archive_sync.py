@@ -90,9 +90,9 @@ async def test_a_sync_of_a_complete_archive_only_reads_what_detects_no_change(
     assert again == first
     assert summary.ok and summary.chats_unchanged == 4 and summary.v1_histories_unchanged == 1
     assert summary.turns_new == summary.turns_changed == 0
-    # me, personas, recent chats, my characters; per character (3): info, chats, V1
-    # histories; one newest page per chat (4); no V1 messages, no avatar.
-    assert summary.requests == 4 + 3 * 3 + 4
+    # me, personas, rooms, recent chats, recent characters, my characters; per character
+    # (3): info, chats, V1 histories; one newest page per chat (4); no V1 messages, no avatar.
+    assert summary.requests == 6 + 3 * 3 + 4
 
 
 async def test_incremental_run_after_changes_equals_a_fresh_full_backup(
