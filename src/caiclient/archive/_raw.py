@@ -10,10 +10,12 @@ the archive stores, by the envelope each listing uses (docs/protocol.md ยง4.1, ย
 - ``{"personas"|"chats"|"turns"|"histories"|"messages"|"rooms": [...]}``: one per item, matched
   to the client's models by id, never by position (the client may sort or filter).
 
-``msgspec.Raw`` keeps each object's bytes exactly as they arrived. A V1 history's ``raw``
-leaves out its ``messages`` member: those are stored, each with its own ``raw``, as the
-history's messages. An object no body holds gets None (the archive then keeps the model's
-JSON): that happens only with a client that does not hand its bodies out.
+``msgspec.Raw`` keeps each object's bytes exactly as they arrived, except that an object
+spread over several lines is put on one (whitespace only: JSON-lines exports need one line
+per object; a raw newline can only be whitespace, as strings escape theirs). A V1
+history's ``raw`` leaves out its ``messages`` member: those are stored, each with its own
+``raw``, as the history's messages. An object no body holds gets None (the archive then
+keeps the model's JSON): that happens only with a client that does not hand its bodies out.
 """
 
 from __future__ import annotations
@@ -90,14 +92,18 @@ KINDS = {
 }
 
 
+def _one_line(raw: bytes) -> bytes:
+    return msgspec.json.format(raw, indent=-1) if b"\n" in raw or b"\r" in raw else raw
+
+
 def _without(raw: bytes, drop: tuple[str, ...]) -> bytes:
     """The object ``raw`` without the members ``drop``, every other member byte for byte."""
     if not drop:
-        return raw
+        return _one_line(raw)
     members = _members(raw)
     for name in drop:
         members.pop(name, None)
-    return _encode(members)
+    return _one_line(_encode(members))
 
 
 def _index(bodies: Iterable[RawBody], kind: Kind) -> dict[str, bytes]:
@@ -132,5 +138,5 @@ def single(bodies: Sequence[RawBody], member: str) -> bytes | None:
         except msgspec.DecodeError:
             continue
         if raw is not None and bytes(raw).lstrip().startswith(b"{"):
-            return bytes(raw)
+            return _one_line(bytes(raw))
     return None

@@ -830,17 +830,20 @@ class Store:
         yield f"schema {self.schema_version}"
         for table, columns, order in _CANONICAL:
             where = ""
-            if not include_removed and "removed_at" in columns:
-                where = " WHERE removed_at IS NULL" + _LIVE_PARENT.get(table, "")
+            if not include_removed:
+                live = ["removed_at IS NULL"] if "removed_at" in columns else []
+                live += [_LIVE_PARENT[table]] if table in _LIVE_PARENT else []
+                where = " WHERE " + " AND ".join(live) if live else ""
             for row in self._rows(f"SELECT {columns} FROM {table}{where} ORDER BY {order}"):
                 yield table + " " + _plain_encode([_plain(v) for v in row]).decode()
 
 
 # Children of a removed chat or history are gone from the server with it.
 _LIVE_PARENT = {
-    "turns": " AND chat_id IN (SELECT id FROM chats WHERE removed_at IS NULL)",
-    "v1_messages": " AND history_id IN (SELECT id FROM v1_histories WHERE removed_at IS NULL)",
-    "room_turns": " AND room_id IN (SELECT id FROM rooms WHERE removed_at IS NULL)",
+    "turns": "chat_id IN (SELECT id FROM chats WHERE removed_at IS NULL)",
+    "v1_messages": "history_id IN (SELECT id FROM v1_histories WHERE removed_at IS NULL)",
+    "room_characters": "room_id IN (SELECT id FROM rooms WHERE removed_at IS NULL)",
+    "room_turns": "room_id IN (SELECT id FROM rooms WHERE removed_at IS NULL)",
 }
 
 
