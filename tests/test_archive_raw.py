@@ -118,3 +118,5 @@ async def test_turns_and_v1_messages_are_kept_as_the_service_sent_them(
         assert message.message.src_name  # the model, decoded from its own column
         [history] = [h async for h in archive.v1_histories()]
         assert "messages" not in json.loads(history.raw)  # stored as its messages instead
+        [persona] = archive.store.personas()
+        assert json.loads(persona.raw)["external_id"] == persona.persona.id  # wire spelling

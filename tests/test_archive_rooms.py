@@ -3,6 +3,7 @@ against the emulator with several characters and users, swipes and edits."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -14,8 +15,8 @@ import msgspec
 import pytest
 
 from archive_seed import SeededRooms, seed_rooms
-from caiclient import AsyncClient, Endpoints, Turn
-from caiclient.archive import AsyncArchive, ChatDone, Event
+from caiclient import AsyncClient, Client, Endpoints, Turn
+from caiclient.archive import Archive, AsyncArchive, ChatDone, Event
 from caiclient.emulator import Emulator
 from caiclient.errors import ChatNotFound
 
@@ -151,8 +152,9 @@ async def test_a_room_left_behind_is_kept_and_marked(
         assert summary.ok and summary.rooms_removed == 1
         [party] = archive.store.rooms()
         assert party.removed and party.turns > 50
-        raw = json.loads(party.raw)
+        raw = json.loads(party.raw)  # the room as the service listed it
         assert raw["id"] == rooms.party.id and raw["title"] == "Tea party"
+        assert raw["permissions"] == [] and "turns" in raw["preview_turns"]  # not the model's
 
 
 # --- exports, read back with readers written from FORMATS.md ------------------------------
@@ -256,3 +258,20 @@ async def test_formats_without_group_chats_say_what_they_left_out(
     ]
     with pytest.raises(ChatNotFound, match="not in the archive"):
         await synced.export("sillytavern", tmp_path / "x", chats=[rooms.party.id, "nope"])
+
+
+async def test_the_blocking_archive_backs_rooms_up_the_same(
+    tmp_path: Path, client: AsyncClient, emu: Emulator, rooms: SeededRooms
+) -> None:
+    expected, _ = await backup(tmp_path / "a.cai", client)
+
+    def blocking() -> list[str]:
+        with (
+            Client(emu.token, endpoints=Endpoints.local(emu.url)) as sync_client,
+            Archive(tmp_path / "b.cai") as archive,
+        ):
+            summary = archive.sync(sync_client, rate=None)
+            assert summary.ok and summary.rooms_new == 2, summary.errors
+            return list(archive.store.canonical())
+
+    assert await asyncio.to_thread(blocking) == expected  # raw JSON included

@@ -31,7 +31,7 @@ __all__ = ["Sent", "Source", "source_for"]
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Sent(Generic[T]):
     """Objects as the client decoded them, and beside each (``raws``, in the same order)
     its JSON exactly as the service sent it (None if no captured body held it)."""
