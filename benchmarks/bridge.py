@@ -1,8 +1,11 @@
 """Benchmarks of the OpenAI-compatible bridge (``make bench``, section ``bridge``).
 
 One worker (``python -m benchmarks.worker``, impl ``bridge``) against the emulator process
-of the harness. The bridge runs in processes of its own (``python -m benchmarks.bridge
-URL TOKEN STATE``), so its CPU time is read from /proc; the direct client runs in the worker.
+of the harness. The bridge is ``cai serve`` itself, in processes of its own (``$CAI_BASE_URL``
+and ``$CAI_TOKEN`` point it at the emulator); the direct client runs in the worker. Both
+sides' CPU is the scheduler's count of CPU time of their own process over the measured
+section: the direct client's ``time.process_time()`` in the worker, the bridge's from
+``/proc/PID/task/*/schedstat`` (the same count, summed over its threads).
 
 - latency: sequential streamed turns of one conversation through the bridge and, alternating,
   ``chats.stream`` directly on another chat: request → first delta, p50 and p99 of each;
@@ -33,18 +36,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cpu_of(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of process ``pid`` so far: its threads' run time as the scheduler counts
+    it (``time.process_time()`` reads the same count in-process)."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError):  # A thread that just ended.
+            total += int(stat.read_text().split()[0])
+    return total / 1e9
 
 
 async def _start_bridge(spec: dict[str, Any], state: str) -> tuple[asyncio.subprocess.Process, str]:
+    """``cai serve`` on a free port, on the emulator's account; (process, base URL)."""
+    home = tempfile.mkdtemp(prefix="caiclient-bench-serve-")
+    env = {
+        **os.environ, "CAI_BASE_URL": spec["url"], "CAI_TOKEN": spec["token"],
+        "CAI_CONFIG_DIR": home, "CAI_DATA_DIR": home,
+    }  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "benchmarks.bridge", spec["url"], spec["token"], state,
-        cwd=ROOT, stdout=subprocess.PIPE,
+        sys.executable, "-m", "caiclient.cli", "serve", "--port", "0", "--state", state,
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), 60)
-    return proc, line.decode().strip()
+    line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+    if not line.startswith("cai serve: listening on "):
+        raise RuntimeError(f"cai serve did not start: {line!r}")
+    return proc, line.split()[4]
 
 
 async def _ask(
@@ -82,6 +98,16 @@ async def _direct_first(client: Any, chat: Any, text: str) -> float:
         if chunk.delta and first is None:
             first = time.perf_counter() - started
     return first or 0.0
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM (``cai serve`` closes its state and exits), SIGKILL if it does not in time."""
+    proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), 30)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
 
 
 async def _latency(spec: dict[str, Any], http: Any, client: Any, url: str) -> dict[str, float]:
@@ -183,8 +209,7 @@ async def _postgres(spec: dict[str, Any], http: Any) -> dict[str, Any]:
             )
         finally:
             for proc, _ in procs:
-                proc.terminate()
-                await proc.wait()
+                await _stop(proc)
     return {f"pg_{k}": v for k, v in result.items()}
 
 
@@ -211,17 +236,8 @@ async def bridge(spec: dict[str, Any]) -> dict[str, Any]:
             if spec.get("bridge_pg"):
                 result.update(await _postgres(spec, http))
     finally:
-        proc.terminate()
-        await proc.wait()
+        await _stop(proc)
     return result
-
-
-async def _serve(url: str, token: str, state: str) -> None:
-    from caiclient import AsyncClient, Endpoints
-    from caiclient.bridge import serve
-
-    async with AsyncClient(token, endpoints=Endpoints.local(url)) as client:
-        await serve(client, port=0, state=state, started=lambda u: print(u, flush=True))
 
 
 TASKS = {"bridge": bridge}
@@ -252,8 +268,3 @@ def rows(runs: list[dict[str, Any]], sizes: dict[str, Any], row: Any, at_most: A
                 scale=1e3),
         ]  # fmt: skip
     return out
-
-
-if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(*sys.argv[1:4]))

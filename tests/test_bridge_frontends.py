@@ -4,6 +4,7 @@ emulator; client retries, disconnects and restarts."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -182,9 +183,12 @@ async def test_librechat_conversation_header_and_title(
 
 
 async def test_client_retry_after_a_timeout_makes_one_turn(tmp_path: Path) -> None:
-    async with Emulator(chunk_delay=0.25) as emu, bridge_on(emu, sqlite_url(tmp_path)) as b:
+    # The reply takes 1.6 s (5 frames 0.4 s apart): the first attempt times out at 1 s; the
+    # retry (after openai's 0.4-0.5 s back-off) waits for it and gets it, with a margin of
+    # about 0.6 s each way, so a loaded machine does not decide the outcome.
+    async with Emulator(chunk_delay=0.4) as emu, bridge_on(emu, sqlite_url(tmp_path)) as b:
         async with openai.AsyncOpenAI(
-            base_url=b.v1, api_key="unused", timeout=0.6, max_retries=1
+            base_url=b.v1, api_key="unused", timeout=1.0, max_retries=1
         ) as oa:
             got = await oa.chat.completions.create(
                 model=b.echo, messages=[{"role": "user", "content": "Slow one"}]
@@ -196,19 +200,61 @@ async def test_client_retry_after_a_timeout_makes_one_turn(tmp_path: Path) -> No
         assert history[2][1] == [content]  # one reply, replayed to the retry
 
 
-async def test_disconnect_mid_stream_then_replay_then_swipe(tmp_path: Path) -> None:
+async def _hang_up_after_first_delta(b: Bridge, messages: list[dict[str, str]]) -> str:
+    """Stream a completion, read its first delta, close the connection; the text read."""
+    body = {"model": b.echo, "stream": True, "messages": messages}
+    async with aiohttp.ClientSession() as http:
+        response = await http.post(b.v1 + "/chat/completions", json=body)
+        assert response.status == 200
+        role = json.loads((await response.content.readuntil(b"\n\n"))[6:])
+        assert role["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+        first = json.loads((await response.content.readuntil(b"\n\n"))[6:])
+        response.close()
+    return str(first["choices"][0]["delta"]["content"])
+
+
+async def test_disconnect_mid_stream_stops_the_generation(tmp_path: Path) -> None:
+    # Frames 0.25 s apart: the stop reaches the emulator long before the reply would end.
+    async with Emulator(chunk_delay=0.25) as emu, bridge_on(emu, sqlite_url(tmp_path)) as b:
+        seen = await _hang_up_after_first_delta(b, [user("Cut me off")])
+        assert seen
+        # The conversation is free at once; the service was told to stop generating.
+        status, action, full = await ask(b, [user("Cut me off")])
+        assert (status, action) == (200, "swipe")  # a stopped reply is never replayed
+        assert b.client.stats.aborted_generations == 1
+        [_, said, answer] = texts(await b.history())
+        assert said == ("user", ["Cut me off"])
+        new, stopped = answer[1]
+        assert new == full and stopped.startswith(seen) and len(stopped) < len(full)
+
+
+async def test_after_a_stop_the_front_ends_partial_reply_matches_the_chat(
+    tmp_path: Path,
+) -> None:
+    # SillyTavern keeps the partial reply when Stop is pressed, and sends it next time.
     async with Emulator(chunk_delay=0.1) as emu, bridge_on(emu, sqlite_url(tmp_path)) as b:
-        body = {"model": b.echo, "stream": True, "messages": [user("Cut me off")]}
-        async with aiohttp.ClientSession() as http:
-            response = await http.post(b.v1 + "/chat/completions", json=body)
-            assert response.status == 200
-            await response.content.readuntil(b"\n\n")  # the first chunk, then hang up
-            response.close()
-        status, action, text = await ask(b, [user("Cut me off")])
-        assert (status, action) == (200, "replay")
+        seen = await _hang_up_after_first_delta(b, [user("Cut me off")])
+        status, action, _ = await ask(b, [user("Cut me off"), reply(seen), user("Go on")])
+        assert (status, action) == (200, "new_turn")  # the mirror knew what was shown
         history = texts(await b.history())
-        assert history[2][1] == [text]  # the whole reply c.ai made, not a second one
-        status, action, _ = await ask(b, [user("Cut me off")])
+        assert [who for who, _ in history] == ["char", "user", "char", "user", "char"]
+        assert history[2][1][0].startswith(seen)  # the stopped reply, as c.ai kept it
+
+
+async def test_disconnect_of_a_non_streaming_request_keeps_the_reply_for_the_retry(
+    tmp_path: Path,
+) -> None:
+    async with Emulator(chunk_delay=0.1) as emu, bridge_on(emu, sqlite_url(tmp_path)) as b:
+        body = {"model": b.echo, "messages": [user("Wait for it")]}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.25)) as http:
+            with pytest.raises(asyncio.TimeoutError):
+                async with http.post(b.v1 + "/chat/completions", json=body) as response:
+                    await response.read()
+        status, action, text = await ask(b, [user("Wait for it")])
+        assert (status, action) == (200, "replay")
+        assert b.client.stats.aborted_generations == 0
+        assert texts(await b.history())[2][1] == [text]  # the whole reply, one candidate
+        status, action, _ = await ask(b, [user("Wait for it")])
         assert action == "swipe"  # delivered now: the same request again is a new swipe
 
 

@@ -55,8 +55,14 @@ async def test_create_returns_the_characters_reply_in_openai_shape(
     assert history[2][1] == [choice.message.content]
 
 
-async def test_stream_with_include_usage(bridge: Bridge) -> None:
-    async with openai.AsyncOpenAI(base_url=bridge.v1, api_key="unused") as oa:
+async def test_stream_with_include_usage(tmp_path: Path) -> None:
+    # Frames 0.1 s apart, so that each reaches the client as a delta of its own (frames
+    # that arrive together are sent as one, so a shorter gap would be at the mercy of load).
+    async with (
+        Emulator(chunk_delay=0.1) as emu,
+        bridge_on(emu, sqlite_url(tmp_path)) as bridge,
+        openai.AsyncOpenAI(base_url=bridge.v1, api_key="unused") as oa,
+    ):
         stream = await oa.chat.completions.create(
             model=bridge.echo,
             messages=[{"role": "user", "content": "Stream me"}],
@@ -76,6 +82,21 @@ async def test_stream_with_include_usage(bridge: Bridge) -> None:
         assert chunks[-1].choices == [] and chunks[-1].usage is not None
         assert all(c.usage is None for c in chunks[:-1])
         assert texts(await bridge.history())[-1][1] == [content]
+
+
+async def test_frames_that_arrive_together_go_out_as_one_delta(bridge: Bridge) -> None:
+    # chunk_delay=0: the emulator sends the whole reply at once; the bridge writes what has
+    # arrived in one go instead of one event (and one system call) per frame.
+    body = {"model": bridge.echo, "stream": True, "messages": [{"role": "user", "content": "All"}]}
+    status, _, raw = await bridge.post(body)
+    assert status == 200
+    payloads = [json.loads(e[6:]) for e in raw.decode().split("\n\n")[:-2]]
+    deltas = [p["choices"][0]["delta"] for p in payloads]
+    assert deltas[0] == {"role": "assistant", "content": ""}
+    assert [d for d in deltas[1:-1] if d.get("content")] == deltas[1:-1]
+    assert len(deltas) < 2 + bridge.emu.chunks  # fewer deltas than frames
+    text = "".join(d.get("content", "") for d in deltas)
+    assert texts(await bridge.history())[-1][1] == [text]
 
 
 async def test_stream_bytes_follow_the_sse_contract(bridge: Bridge) -> None:

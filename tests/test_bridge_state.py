@@ -4,6 +4,7 @@ stores (processes); a database that goes away; two bridge processes on one Postg
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
@@ -17,7 +18,15 @@ import pytest
 from bridge_util import bridge_on, texts
 from caiclient.bridge import open_store
 from caiclient.bridge import reconcile as rc
-from caiclient.bridge.state import Busy, ChatRecord, Reply, StateUnavailable, Store
+from caiclient.bridge.state import (
+    Busy,
+    ChatRecord,
+    Reply,
+    StateUnavailable,
+    Store,
+    decode_state,
+    encode_state,
+)
 from caiclient.emulator import Emulator
 
 
@@ -121,6 +130,85 @@ async def test_sqlite_file_is_one_process_only(tmp_path: Path) -> None:
     finally:
         await first.close()
     assert (tmp_path / "one.sqlite3").stat().st_mode & 0o777 == 0o600
+
+
+# A record as the first version of the stores wrote it (turns as [id, human, primary, cands]).
+_FIRST_VERSION_BLOB = (
+    b'{"turns":[["g",false,"gc",[["gc",["3a5767fe3afb90153166c6b1"]]]],'
+    b'[null,true,null,[["",["8ed7252f4b03f9e8376db5b2"]]]],'
+    b'["r",false,"rc",[["rc",["f93abfefcafc4eda79fe2849","8ed7252f4b03f9e8376db5b2x"]]]]],'
+    b'"stale":true,"reply":["req","r",["rc"],false,true]}'
+)
+
+
+def test_blobs_of_the_first_version_are_read() -> None:
+    expected = record("chat-a", "c")
+    got = decode_state("chat-a", expected.partition, "c", "char", _FIRST_VERSION_BLOB, 1006.0)
+    assert got == expected
+    assert decode_state("chat-a", got.partition, "c", "char", encode_state(got), 1006.0) == got
+
+
+async def test_sqlite_deferred_writes_are_batched_and_written_at_close(tmp_path: Path) -> None:
+    url = "sqlite:///" + str(tmp_path / "batch.sqlite3")
+    store = open_store(url)
+    await store.open()
+    # Even ones in a conversation, odd ones found by matching their messages.
+    records = [record(f"chat-{i}", f"conv-{i}" if i % 2 == 0 else None, f"t{i}") for i in range(50)]
+    for r in records:
+        assert store.defer(r)
+    # Read back at once (from memory), including the key index for matching.
+    assert await store.get("chat-7") == records[7]
+    assert await store.matching("tenant\x1fchar", [rc.digest("t9")]) == [records[9]]
+    assert await store.matching("tenant\x1fchar", [rc.digest("t8")]) == []  # it has an id
+    assert await store.conversation("tenant\x1fchar", "conv-8") == [records[8]]
+    await store.close()
+    again = open_store(url)
+    await again.open()
+    try:
+        assert [await again.get(r.chat_id) for r in records] == records
+    finally:
+        await again.close()
+
+
+_CRASHING_PROCESS = """
+import asyncio, dataclasses, os, signal, sys
+sys.path.insert(0, sys.argv[2])
+from test_bridge_state import record
+from caiclient.bridge import open_store
+
+async def main():
+    store = open_store(sys.argv[1])
+    await store.open()
+    fresh = record("chat-crash", "conv", "before the crash")
+    await store.put(dataclasses.replace(fresh, stale=False))
+    os.kill(os.getpid(), signal.SIGKILL)  # no clean close
+
+asyncio.run(main())
+"""
+
+
+async def test_sqlite_after_a_crash_every_record_is_read_again(tmp_path: Path) -> None:
+    url = "sqlite:///" + str(tmp_path / "crash.sqlite3")
+    tests = str(Path(__file__).parent)
+    crashed = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _CRASHING_PROCESS, url, tests
+    )
+    assert await asyncio.wait_for(crashed.wait(), 30) == -9
+    store = open_store(url)
+    await store.open()
+    try:
+        got = await store.get("chat-crash")
+        assert got is not None and got.stale  # its mirror may lag behind c.ai: re-read first
+        await store.put(dataclasses.replace(got, stale=False))
+    finally:
+        await store.close()
+    again = open_store(url)
+    await again.open()  # closed cleanly this time: nothing is marked
+    try:
+        got = await again.get("chat-crash")
+        assert got is not None and not got.stale
+    finally:
+        await again.close()
 
 
 async def test_postgres_locks_hold_across_stores(postgres: Any) -> None:

@@ -40,7 +40,9 @@ class RoomEvents:
         *,
         partial: bool,
         timeout: float | None,
+        since: str | None = None,
     ) -> None:
+        self._since = since
         self._core = core
         self._rooms = rooms
         self._room_ids = room_ids
@@ -60,6 +62,9 @@ class RoomEvents:
             deadline = self._core.deadline(None)
             for room_id in ids:
                 await socket.watch(room_id, deadline)
+            if self._since is not None:
+                for event in await self._after(ids[0], self._since):
+                    yield event
             while True:
                 item = await self._next()
                 for event in await self._events(item):
@@ -112,15 +117,28 @@ class RoomEvents:
             self._seen[turn.turn_id] = state
         yield RoomEvent("turn", room_id, turn, final=turn.is_final, request_id=request_id)
 
+    async def _after(self, room_id: str, since: str) -> list[RoomEvent]:
+        """The complete turns after turn ``since`` (oldest first), read from the history
+        once the room is watched, so none falls between the two."""
+        newer: list[Turn] = []
+        async for page in self._rooms.iter_history(room_id):
+            for turn in page:
+                if turn.turn_id == since:
+                    return self._as_events(room_id, newer)
+                newer.append(turn)
+        return self._as_events(room_id, newer)
+
+    def _as_events(self, room_id: str, newest_first: list[Turn]) -> list[RoomEvent]:
+        events: list[RoomEvent] = []
+        for turn in reversed(newest_first):
+            if turn.is_final:
+                events.extend(self._turn(room_id, turn, None))
+        return events
+
     async def _catch_up(self, room_id: str) -> list[RoomEvent]:
         """Publications may be lost: read the newest turns and yield what is new or changed
         (oldest first); turns older than the page are assumed unchanged."""
         deadline = Deadline.after(self._core.options.timeout)
         request = chats_proto.turns_page(self._core.endpoints, room_id)
         body = await self._core.call(request, deadline=deadline, not_found=RoomNotFound)
-        turns = chats_proto.parse_turns_page(body)[0]
-        events: list[RoomEvent] = []
-        for turn in reversed(turns):
-            if turn.is_final:
-                events.extend(self._turn(room_id, turn, None))
-        return events
+        return self._as_events(room_id, chats_proto.parse_turns_page(body)[0])

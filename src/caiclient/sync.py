@@ -881,7 +881,12 @@ class RoomsAPI:
         return self._portal.call(self._api.delete_turns, room, turns, timeout=timeout)
 
     def events(
-        self, room: Room | str | None = None, *, partial: bool = False, timeout: float | None = None
+        self,
+        room: Room | str | None = None,
+        *,
+        since: Turn | str | None = None,
+        partial: bool = False,
+        timeout: float | None = None,
     ) -> Iterator[RoomEvent]:
         """What happens in a room (or, with None, in every room you are in when it starts):
         other users' turns, characters' replies, edits, swipes, deletions — yours too.
@@ -889,11 +894,16 @@ class RoomsAPI:
         Each complete turn is yielded once (``partial=True`` also yields the streaming
         steps of replies, with ``final=False``). Across a dropped connection the socket
         asks the server for what it missed; when the server cannot replay it, the history
-        is read and what changed is yielded, so nothing is missed or repeated. ``timeout``
-        bounds the wait for each event (None: until you stop iterating). Raises
-        RoomNotFound, Disconnected when the socket cannot be reopened.
+        is read and what changed is yielded, so nothing is missed or repeated. ``since`` (a
+        turn of the room, or its id) first yields the turns after it from the history —
+        the way to start without missing what happened before the room was watched, or to
+        resume after a restart. ``timeout`` bounds the wait for each event (None: until you
+        stop iterating). Raises RoomNotFound, Disconnected when the socket cannot be
+        reopened.
         """
-        return self._portal.iterate(self._api.events(room, partial=partial, timeout=timeout))
+        return self._portal.iterate(
+            self._api.events(room, since=since, partial=partial, timeout=timeout)
+        )
 
 
 class VoicesAPI:

@@ -25,6 +25,7 @@ from .._validate import (
     check_text,
     check_timeout,
     check_turn,
+    turn_id_in,
     turn_ids_in,
 )
 from ..errors import NotFound, RoomNotFound, ValidationError
@@ -436,6 +437,7 @@ class AsyncRoomsAPI:
         self,
         room: Room | str | None = None,
         *,
+        since: Turn | str | None = None,
         partial: bool = False,
         timeout: float | None = None,
     ) -> AsyncIterator[RoomEvent]:
@@ -445,14 +447,22 @@ class AsyncRoomsAPI:
         Each complete turn is yielded once (``partial=True`` also yields the streaming
         steps of replies, with ``final=False``). Across a dropped connection the socket
         asks the server for what it missed; when the server cannot replay it, the history
-        is read and what changed is yielded, so nothing is missed or repeated. ``timeout``
-        bounds the wait for each event (None: until you stop iterating). Raises
-        RoomNotFound, Disconnected when the socket cannot be reopened.
+        is read and what changed is yielded, so nothing is missed or repeated. ``since`` (a
+        turn of the room, or its id) first yields the turns after it from the history —
+        the way to start without missing what happened before the room was watched, or to
+        resume after a restart. ``timeout`` bounds the wait for each event (None: until you
+        stop iterating). Raises RoomNotFound, Disconnected when the socket cannot be
+        reopened.
         """
         rooms = None if room is None else [room_id_of(room)]
-        if timeout is not None:
-            check_timeout(timeout)
-        return RoomEvents(self._core, self, rooms, partial=partial, timeout=timeout).run()
+        check_timeout(timeout)
+        after: str | None = None
+        if since is not None:
+            if rooms is None:
+                raise ValidationError("since= needs one room to follow")
+            after = turn_id_in(rooms[0], since, "since")
+        events = RoomEvents(self._core, self, rooms, partial=partial, timeout=timeout, since=after)
+        return events.run()
 
 
 def _one_op(

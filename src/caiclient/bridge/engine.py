@@ -10,26 +10,38 @@ c.ai operation at info level on ``caiclient.bridge.ops``.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar, cast
 
+import msgspec
+
 from ..client import AsyncClient
-from ..errors import CaiError, CharacterNotFound, ChatNotFound, ProtocolError, ValidationError
+from ..errors import CharacterNotFound, ChatNotFound, ProtocolError, ValidationError
 from ..models import Author, Candidate, Chat, Turn, TurnKey
 from ..protocol.stream import ReplyChunk
 from . import reconcile as rc
+from ._generation import (
+    Delta,
+    Done,
+    Event,
+    Finish,
+    Generation,
+    keys_of,
+    piece_of,
+    settle,
+    with_candidate,
+)
 from .metrics import Metrics
 from .state import ChatRecord, Reply, Store
 from .wire import ChatRequest, Truncator, WireError
 
-__all__ = ["BridgeConfig", "Delta", "Done", "Engine", "Finish", "RequestContext", "Target"]
+__all__ = ["BridgeConfig", "Engine", "RequestContext", "Target"]
 
 T = TypeVar("T")
 log = logging.getLogger("caiclient.bridge")
@@ -63,27 +75,6 @@ class BridgeConfig:
     models_ttl: float = 300.0
 
 
-@dataclass(frozen=True, slots=True)
-class Delta:
-    index: int
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Finish:
-    index: int
-    reason: str
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Done:
-    """The answer is complete. Resume the iterator once more after delivering it."""
-
-
-Event = Delta | Finish | Done
-
-
 @dataclass
 class RequestContext:
     """One request as the HTTP layer saw it, and what the engine did with it."""
@@ -106,10 +97,6 @@ class Target:
     oneshot: bool = False
 
 
-def _keys(text: str) -> tuple[str, ...]:
-    return (rc.digest(rc.normalise(text)),)
-
-
 def _turn(chat_id: str, mturn: rc.MTurn, character_id: str) -> Turn:
     """A Turn handle for the client's calls, built from the mirror."""
     return Turn(
@@ -120,21 +107,14 @@ def _turn(chat_id: str, mturn: rc.MTurn, character_id: str) -> Turn:
     )
 
 
-def _with_candidate(mturn: rc.MTurn, candidate_id: str, keys: Iterable[str]) -> rc.MTurn:
-    """``mturn`` with a new candidate, first and primary."""
-    new = rc.MCandidate(candidate_id, tuple(dict.fromkeys(keys)))
-    rest = tuple(c for c in mturn.candidates if c.candidate_id != candidate_id)
-    return dataclasses.replace(mturn, candidates=(new, *rest), primary=candidate_id)
-
-
 def _alias(mturn: rc.MTurn, candidate_id: str, key: str) -> rc.MTurn:
     candidates = tuple(
-        dataclasses.replace(c, keys=(*c.keys, key))
+        msgspec.structs.replace(c, keys=(*c.keys, key))
         if c.candidate_id == candidate_id and key not in c.keys
         else c
         for c in mturn.candidates
     )
-    return dataclasses.replace(mturn, candidates=candidates)
+    return msgspec.structs.replace(mturn, candidates=candidates)
 
 
 def _mirror_turns(history: Iterable[Turn], old: rc.Mirror) -> rc.Mirror:
@@ -259,9 +239,14 @@ class Engine:
 
     # --- a completion -----------------------------------------------------------------------
 
-    async def complete(self, req: ChatRequest, ctx: RequestContext) -> AsyncGenerator[Event, None]:
-        """The events answering ``req``. Raises WireError and the client's errors; after
-        the first event, errors mean the answer broke off."""
+    async def complete(
+        self, req: ChatRequest, ctx: RequestContext
+    ) -> AsyncGenerator[list[Event], None]:
+        """The events answering ``req``, in batches: the events of a batch are ready
+        together (write them to the client in one go). The last batch ends with Done;
+        resume the generator once more after delivering it (it records the delivery).
+        Raises WireError and the client's errors; after the first batch, errors mean the
+        answer broke off."""
         target = await self.target(req.model)
         dialogue = rc.extract(
             req.messages,
@@ -273,8 +258,8 @@ class Engine:
         if self.config.partition_by_user and req.user:
             partition += f"\x1f{req.user}"
         if target.oneshot or rc.is_task(dialogue, self.config.task_patterns):
-            async for event in self._task(req, dialogue, target, partition, ctx):
-                yield event
+            async for batch in self._task(req, dialogue, target, partition, ctx):
+                yield batch
             return
         if ctx.conversation is not None:
             lock = f"c\x1f{partition}\x1f{ctx.conversation}"
@@ -284,8 +269,8 @@ class Engine:
             lock = f"i\x1f{partition}"
         async with self.store.lock(lock, self.config.lock_timeout):
             job, plan = await self._prepare(req, dialogue, target, partition, ctx)
-            async for event in self._answer(req, dialogue, job, plan, ctx):
-                yield event
+            async for batch in self._answer(req, dialogue, job, plan, ctx):
+                yield batch
 
     def _decided(self, plan: rc.Plan, record: ChatRecord | None, ctx: RequestContext) -> None:
         chat = record.chat_id[:8] if record is not None else "-"
@@ -395,7 +380,7 @@ class Engine:
                 rc.MTurn(
                     greeting.turn_id,
                     False,
-                    (rc.MCandidate(g.candidate_id, _keys(g.raw_content)),),
+                    (rc.MCandidate(g.candidate_id, keys_of(g.raw_content)),),
                     g.candidate_id,
                 ),
             )
@@ -475,7 +460,7 @@ class Engine:
         ops.info("select chat=%s turn=%s", job.record.chat_id, mturn.turn_id)
         await self.client.chats.select(job.handle(mturn), candidate_id, timeout=self.config.timeout)
         i = job.turns.index(mturn)
-        job.turns[i] = dataclasses.replace(mturn, primary=candidate_id)
+        job.turns[i] = msgspec.structs.replace(mturn, primary=candidate_id)
 
     async def _edit(self, job: _Job, mturn: rc.MTurn, text: str) -> rc.MTurn:
         ops.info("edit chat=%s turn=%s", job.record.chat_id, mturn.turn_id)
@@ -483,7 +468,7 @@ class Engine:
         primary = edited.primary
         assert primary is not None
         i = job.turns.index(mturn)
-        job.turns[i] = new = _with_candidate(mturn, primary.candidate_id, _keys(text))
+        job.turns[i] = new = with_candidate(mturn, primary.candidate_id, keys_of(text))
         return new
 
     async def _import(self, job: _Job, step: rc.Send) -> None:
@@ -491,18 +476,18 @@ class Engine:
         shows (one generation each; docs/bridge.md, "Replaying or importing history")."""
         ops.info("send chat=%s (import)", job.record.chat_id)
         reply = await self.client.chats.send(job.chat, step.text, timeout=self.config.timeout)
-        user = rc.MTurn(None, True, (rc.MCandidate("", _keys(step.text)),))
+        user = rc.MTurn(None, True, (rc.MCandidate("", keys_of(step.text)),))
         job.turns.append(user)
         primary = reply.primary
         assert primary is not None
         mturn = rc.MTurn(
             reply.turn_id,
             False,
-            (rc.MCandidate(primary.candidate_id, _keys(primary.raw_content)),),
+            (rc.MCandidate(primary.candidate_id, keys_of(primary.raw_content)),),
             primary.candidate_id,
         )
         job.turns.append(mturn)
-        if step.reply_as is not None and _keys(step.reply_as)[0] not in mturn.candidates[0].keys:
+        if step.reply_as is not None and keys_of(step.reply_as)[0] not in mturn.candidates[0].keys:
             await self._edit(job, mturn, step.reply_as)
 
     # --- answering --------------------------------------------------------------------------
@@ -514,132 +499,49 @@ class Engine:
         job: _Job,
         plan: rc.Plan,
         ctx: RequestContext,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncIterator[list[Event]]:
         action = plan.action
         if isinstance(action, rc.Replay):
-            async for event in self._replay(req, dialogue, job, action, ctx):
-                yield event
+            async for batch in self._replay(req, dialogue, job, action):
+                yield batch
             return
         if isinstance(action, rc.Instruct):
-            async for event in self._instruct(req, job, action, ctx):
-                yield event
+            async for batch in self._instruct(req, job, action, ctx):
+                yield batch
             return
         assert isinstance(action, (rc.Generate, rc.Regenerate))
         text = action.text if isinstance(action, rc.Generate) else ""
         if text and job.fresh and self.config.system == "first_message" and dialogue.preamble:
             text = f"{dialogue.preamble}\n\n{text}"
-        # A send adds the user's turn, then the reply.
-        reply_at = len(job.turns) + 1 if isinstance(action, rc.Generate) else job.anchor
+        run = Generation(self, req, job, action, text)
         reply = Reply(dialogue.request_key, None, (), delivered=False, done=False)
-        await self.store.put(job.saved(stale=True, reply=reply))
+        await self._keep(job.saved(stale=True, reply=reply))
         ctx.side_effects = True
-        generated: list[str] = []
         delivered = False
         try:
-            for index in range(req.n):
-                async for event in self._choice(req, job, action, text, reply_at, index, generated):
-                    yield event
-            if req.n > 1:
-                await self._select(job, job.turns[reply_at], generated[0])
-            yield Done()
+            async for batch in run.choices():
+                yield batch
+            yield [Done()]
             delivered = True
         finally:
-            complete = len(generated) == req.n
-            turn_id = job.turns[reply_at].turn_id if reply_at < len(job.turns) else None
-            reply = Reply(dialogue.request_key, turn_id, tuple(generated), delivered, complete)
-            await _settle(self.store.put(job.saved(stale=not complete, reply=reply)))
+            out = run.outcome
+            complete = len(out.generated) == req.n
+            reply = Reply(
+                dialogue.request_key, run.turn_id, tuple(out.generated), delivered,
+                complete or out.aborted, out.aborted,
+            )  # fmt: skip
+            stale = not (complete and out.settled)
+            await self._keep(job.saved(stale=stale, reply=reply))
 
-    async def _choice(
-        self,
-        req: ChatRequest,
-        job: _Job,
-        action: rc.Generate | rc.Regenerate,
-        text: str,
-        reply_at: int,
-        index: int,
-        generated: list[str],
-    ) -> AsyncIterator[Event]:
-        """Stream one choice: the first is the send (or swipe), the others swipes of it."""
-        timeout = self.config.timeout
-        if index == 0 and isinstance(action, rc.Generate):
-            ops.info("stream chat=%s", job.record.chat_id)
-            stream = self.client.chats.stream(job.chat, text, timeout=timeout)
-        else:
-            ops.info("regenerate chat=%s turn=%s", job.record.chat_id, job.turns[reply_at].turn_id)
-            stream = self.client.chats.stream_regenerate(
-                job.handle(job.turns[reply_at]), timeout=timeout
-            )
-        cut = Truncator(req.stop, req.max_chars)
-        final: ReplyChunk | None = None
-        started = time.monotonic()
-        upstream = _Upstream(stream)
-        try:
-            while (chunk := await upstream.next()) is not None:
-                piece = _piece(chunk, cut, cut.shown)
-                if piece:
-                    if len(piece) == len(cut.shown):
-                        self.metrics.first_delta(time.monotonic() - started)
-                    yield Delta(index, piece)
-                if chunk.final:
-                    final = chunk
-        except (GeneratorExit, asyncio.CancelledError):
-            # The client went away: c.ai finishes the reply anyway, so wait for it and
-            # record it (undelivered, replayed to a retry) rather than lose track of it.
-            final = await _settle(upstream.finish())
-            if final is not None and final.turn.primary is not None:
-                generated.append(final.turn.primary.candidate_id)
-                self._record_reply(job, action, text, reply_at, index, final.turn, cut.shown)
-            raise
-        finally:
-            upstream.close()
-        if final is None:
-            raise ProtocolError("the reply ended without a final frame")
-        tail = cut.flush()
-        if tail:
-            yield Delta(index, tail)
-        self.metrics.generation(time.monotonic() - started)
-        candidate = final.turn.primary
-        assert candidate is not None
-        generated.append(candidate.candidate_id)
-        self._record_reply(job, action, text, reply_at, index, final.turn, cut.shown)
-        reason = "content_filter" if candidate.safety_truncated else cut.finish or "stop"
-        yield Finish(index, reason, cut.shown)
-
-    def _record_reply(
-        self,
-        job: _Job,
-        action: rc.Generate | rc.Regenerate,
-        text: str,
-        reply_at: int,
-        index: int,
-        turn: Turn,
-        shown: str,
-    ) -> None:
-        candidate = turn.primary
-        assert candidate is not None
-        keys = (*_keys(candidate.raw_content), *_keys(shown))
-        if index == 0 and isinstance(action, rc.Generate):
-            job.turns.append(rc.MTurn(None, True, (rc.MCandidate("", _keys(text)),)))
-            job.turns.append(
-                rc.MTurn(
-                    turn.turn_id,
-                    False,
-                    (rc.MCandidate(candidate.candidate_id, keys),),
-                    candidate.candidate_id,
-                )
-            )
-        else:
-            job.turns[reply_at] = _with_candidate(job.turns[reply_at], candidate.candidate_id, keys)
-        job.fresh = False
+    async def _keep(self, record: ChatRecord) -> None:
+        """Record a mirror or reply update: batched where the store can, else written now
+        (finished even if the request is cancelled meanwhile)."""
+        if not self.store.defer(record):
+            await settle(self.store.put(record))
 
     async def _replay(
-        self,
-        req: ChatRequest,
-        dialogue: rc.Dialogue,
-        job: _Job,
-        action: rc.Replay,
-        ctx: RequestContext,
-    ) -> AsyncIterator[Event]:
+        self, req: ChatRequest, dialogue: rc.Dialogue, job: _Job, action: rc.Replay
+    ) -> AsyncIterator[list[Event]]:
         """A client retry of an answer already generated: the same candidates again."""
         mturn = job.turns[job.anchor]
         texts: dict[str, str] = {}
@@ -652,19 +554,19 @@ class Engine:
                     texts = {c.candidate_id: c.raw_content for c in turn.candidates}
             if texts:
                 break
+        batch: list[Event] = []
         for index, candidate_id in enumerate(action.candidate_ids[: req.n]):
             cut = Truncator(req.stop, req.max_chars)
             text = cut.feed(texts.get(candidate_id, "")) + cut.flush()
-            yield Delta(index, text)
-            yield Finish(index, cut.finish or "stop", cut.shown)
-        yield Done()
+            batch += [Delta(index, text), Finish(index, cut.finish or "stop", cut.shown)]
+        yield [*batch, Done()]
         reply = Reply(dialogue.request_key, mturn.turn_id, action.candidate_ids, True, True)
         # The client may hang up as soon as it has the answer (cancelling the request).
-        await _settle(self.store.put(job.saved(stale=False, reply=reply)))
+        await self._keep(job.saved(stale=False, reply=reply))
 
     async def _instruct(
         self, req: ChatRequest, job: _Job, action: rc.Instruct, ctx: RequestContext
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncIterator[list[Event]]:
         """A one-shot instruction in a scratch copy of the chat, archived afterwards."""
         mturn = job.turns[job.anchor]
         assert mturn.turn_id is not None
@@ -674,26 +576,25 @@ class Engine:
             job.chat, up_to=mturn.turn_id, timeout=self.config.timeout
         )
         try:
-            async for event in self._oneshot(req, copy, action.text):
-                yield event
+            async for batch in self._oneshot(req, copy, action.text):
+                yield batch
         finally:
             ops.info("archive chat=%s (instruction)", copy.chat_id)
-            await _settle(self.client.chats.archive(copy, timeout=self.config.timeout))
-        yield Done()
+            await settle(self.client.chats.archive(copy, timeout=self.config.timeout))
+        yield [Done()]
 
-    async def _oneshot(self, req: ChatRequest, chat: Chat, text: str) -> AsyncIterator[Event]:
+    async def _oneshot(self, req: ChatRequest, chat: Chat, text: str) -> AsyncIterator[list[Event]]:
         ops.info("stream chat=%s (one-shot)", chat.chat_id)
         cut = Truncator(req.stop, req.max_chars)
         stream = self.client.chats.stream(chat, text, timeout=self.config.timeout)
         async with aclosing(cast(AsyncGenerator[ReplyChunk, None], stream)) as chunks:
             async for chunk in chunks:
-                piece = _piece(chunk, cut, cut.shown)
+                piece = piece_of(chunk, cut)
                 if piece:
-                    yield Delta(0, piece)
+                    yield [Delta(0, piece)]
         tail = cut.flush()
-        if tail:
-            yield Delta(0, tail)
-        yield Finish(0, cut.finish or "stop", cut.shown)
+        finish = Finish(0, cut.finish or "stop", cut.shown)
+        yield [Delta(0, tail), finish] if tail else [finish]
 
     async def _task(
         self,
@@ -702,7 +603,7 @@ class Engine:
         target: Target,
         partition: str,
         ctx: RequestContext,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncIterator[list[Event]]:
         """A background task (title, tags) or a ``:oneshot`` model: the character's scratch
         chat answers it, and its turns are deleted afterwards."""
         self.metrics.reconcile("task")
@@ -718,106 +619,40 @@ class Engine:
             else dialogue.lines[-1].text
         )
         async with self.store.lock(f"s\x1f{partition}", self.config.lock_timeout):
-            found = await self.store.conversation(partition, SCRATCH)
             ctx.side_effects = True
-            if found:
-                chat = Chat(chat_id=found[0].chat_id, character_id=target.character_id)
-            else:
-                ops.info("create character=%s (scratch)", target.character_id)
-                chat, _ = await self.client.chats.create(
-                    target.character_id, greeting=False, timeout=self.config.timeout
-                )
-                await self.store.put(
-                    ChatRecord(
-                        chat.chat_id,
-                        partition,
-                        SCRATCH,
-                        target.character_id,
-                        rc.Mirror(),
-                        last_used=time.time(),
-                    )
-                )
+            chat = await self._scratch(target, partition)
             try:
-                async for event in self._oneshot(req, chat, text):
-                    yield event
+                async for batch in self._oneshot(req, chat, text):
+                    yield batch
             finally:
-                await _settle(self._clear(chat))
-        yield Done()
+                await settle(self._clear(chat))
+        yield [Done()]
+
+    async def _scratch(self, target: Target, partition: str) -> Chat:
+        """The character's scratch chat (made on first use)."""
+        found = await self.store.conversation(partition, SCRATCH)
+        if found:
+            return Chat(chat_id=found[0].chat_id, character_id=target.character_id)
+        ops.info("create character=%s (scratch)", target.character_id)
+        chat, _ = await self.client.chats.create(
+            target.character_id, greeting=False, timeout=self.config.timeout
+        )
+        record = ChatRecord(
+            chat.chat_id,
+            partition,
+            SCRATCH,
+            target.character_id,
+            rc.Mirror(),
+            last_used=time.time(),
+        )
+        await self.store.put(record)
+        return chat
 
     async def _clear(self, chat: Chat) -> None:
         async for page in self.client.chats.iter_history(chat, timeout=self.config.timeout):
             ops.info("delete chat=%s turns=%d (scratch)", chat.chat_id, len(page))
             await self.client.chats.delete(chat, page, timeout=self.config.timeout)
             break
-
-
-async def _settle(work: Awaitable[T]) -> T:
-    """Finish ``work`` even if the request is cancelled meanwhile (again): bookkeeping of
-    a reply must complete before the conversation's lock is let go. ``work`` has its own
-    deadline; a cancellation received on the way is raised once it is done."""
-    task = asyncio.ensure_future(work)
-    cancelled = False
-    while True:
-        try:
-            result = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.done():
-                raise
-            cancelled = True
-            continue
-        if cancelled:
-            raise asyncio.CancelledError
-        return result
-
-
-class _Upstream:
-    """A reply stream read by a task of its own, so that a cancelled request (the client
-    went away) does not cancel the read half-way: :meth:`finish` waits for the rest."""
-
-    def __init__(self, stream: AsyncIterator[ReplyChunk]) -> None:
-        self._queue: asyncio.Queue[ReplyChunk | BaseException | None] = asyncio.Queue()
-        self._task = asyncio.get_running_loop().create_task(self._read(stream))
-
-    async def _read(self, stream: AsyncIterator[ReplyChunk]) -> None:
-        put = self._queue.put_nowait
-        try:
-            async with aclosing(cast(AsyncGenerator[ReplyChunk, None], stream)) as chunks:
-                async for chunk in chunks:
-                    put(chunk)
-        except (CaiError, ValueError) as exc:
-            put(exc)
-        put(None)
-
-    async def next(self) -> ReplyChunk | None:
-        item = await self._queue.get()
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    async def finish(self) -> ReplyChunk | None:
-        """The final chunk, once the stream ended (None if it failed or had none)."""
-        await asyncio.wait({self._task})
-        final = None
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if isinstance(item, ReplyChunk) and item.final:
-                final = item
-        return final
-
-    def close(self) -> None:
-        self._task.cancel()
-
-
-def _piece(chunk: ReplyChunk, cut: Truncator, shown: str) -> str:
-    """The text of ``chunk`` to show. A rewrite (rare; output filtering) cannot be taken
-    back over SSE: only text extending what was shown goes out (docs/bridge.md, the reconcile
-    rules)."""
-    if not chunk.rewritten:
-        return cut.feed(chunk.delta)
-    if chunk.text.startswith(shown):
-        return cut.feed(chunk.text[len(shown) :])
-    log.info("the reply was rewritten after part of it was sent; the rest is not shown")
-    return ""
 
 
 def _anchor(mirror: rc.Mirror, action: rc.Action) -> str | None:
@@ -840,8 +675,8 @@ def _locate(job: _Job, turn_id: str | None) -> int:
 
 def _prior(record: ChatRecord | None) -> rc.Prior | None:
     reply = record.reply if record is not None else None
-    if reply is None or not reply.done or reply.turn_id is None:
-        return None
+    if reply is None or not reply.done or reply.aborted or reply.turn_id is None:
+        return None  # (A stopped reply is cut short: the same request again is a swipe.)
     return rc.Prior(reply.request_key, reply.turn_id, reply.candidate_ids, reply.delivered)
 
 

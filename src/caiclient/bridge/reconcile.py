@@ -15,6 +15,7 @@ the table.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import re
@@ -23,6 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Literal
+
+import msgspec
 
 __all__ = [
     "Alias",
@@ -77,10 +80,19 @@ WINDOW = 48
 # --- normalising the request ----------------------------------------------------------------
 
 
+# Blanks before a line end: only then must a text be split into lines to be normalised.
+_TRAILING_BLANKS = re.compile(r"[^\S\n]\n")
+
+
 def normalise(text: str, names: Iterable[str] = ()) -> str:
     """NFC, ``\\n`` line ends, no trailing blanks, no ``Name:`` prefix of a known speaker."""
-    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    text = "\n".join(line.rstrip() for line in text.split("\n")).strip()
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if _TRAILING_BLANKS.search(text) is not None:
+        text = "\n".join(line.rstrip() for line in text.split("\n"))
+    text = text.strip()
     for name in names:
         if name and text.startswith(name + ":"):
             return text[len(name) + 1 :].lstrip()
@@ -90,6 +102,14 @@ def normalise(text: str, names: Iterable[str] = ()) -> str:
 def digest(text: str) -> str:
     """The key of a normalised text: a short BLAKE2b hex digest."""
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+
+@functools.lru_cache(maxsize=8192)
+def _keyed(text: str, names: tuple[str, ...]) -> tuple[str, str]:
+    """A message's normalised text and key. Front ends send the whole dialogue with every
+    request, so the same texts come again and again: they are worked out once."""
+    normal = normalise(text, names)
+    return normal, digest(normal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +167,11 @@ def extract(
     for message in messages:
         request.update(f"\x1e{message.role}\x1f{message.text}".encode("utf-8", "surrogatepass"))
         if message.role in ("user", "assistant"):
-            extra = (message.name,) if message.name else ()
-            text = normalise(message.text, (*extra, *speakers))
+            text, key = _keyed(
+                message.text, (message.name, *speakers) if message.name else speakers
+            )
             role: Role = "user" if message.role == "user" else "assistant"
-            lines.append(Line(role, text, digest(text)))
+            lines.append(Line(role, text, key))
             trailing.clear()
         elif message.name not in _EXAMPLE_NAMES:
             (trailing if lines else preamble).append(message.text.strip())
@@ -175,17 +196,16 @@ def is_task(dialogue: Dialogue, patterns: Iterable[str] = TASK_PATTERNS) -> bool
 # --- the mirror -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class MCandidate:
+class MCandidate(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """A candidate of a mirrored turn: its id and the keys it answers to (the key of its
-    text, then of variants the front end showed: a prefix after Stop, a cosmetic edit)."""
+    text, then of variants the front end showed: a prefix after Stop, a cosmetic edit).
+    A msgspec Struct, so that a whole mirror is stored and read back in one call."""
 
     candidate_id: str
     keys: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class MTurn:
+class MTurn(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """A mirrored turn. ``turn_id`` is None for a user turn we sent whose id the service
     chose and we have not read back yet (the history has it)."""
 
@@ -196,10 +216,14 @@ class MTurn:
 
     def find(self, key: str) -> str | None:
         """The id of the candidate answering to ``key``, the primary one first."""
-        for candidate in self.ordered():
+        found = None
+        for candidate in self.candidates:
             if key in candidate.keys:
-                return candidate.candidate_id
-        return None
+                if candidate.candidate_id == self.primary:
+                    return self.primary
+                if found is None:
+                    found = candidate.candidate_id
+        return found
 
     def ordered(self) -> tuple[MCandidate, ...]:
         """The candidates, the primary one first."""
@@ -513,6 +537,10 @@ def _middle(work: _Work, pairs: Sequence[Pair]) -> NeedHistory | None:
     (injected messages, messages hidden in the front end). Non-primary matches are selected."""
     lines, turns = work.dialogue.lines, work.mirror.turns
     for (i, j, cand), (i2, j2, _) in itertools.pairwise(pairs):
+        if i2 == i + 1 and j2 == j + 1:  # Next to each other: the usual case.
+            if cand != turns[j].primary:
+                _select(work, j, cand)
+            continue
         gap_lines, gap_turns = lines[i + 1 : i2], range(j + 1, j2)
         same = len(gap_lines) == len(gap_turns) and all(
             (line.role == "user") == turns[k].human

@@ -101,6 +101,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "login": ("caiclient.cli.login:login", "Log in and store the token for a profile."),
     "logout": ("caiclient.cli.login:logout", "Forget the stored token of a profile."),
     "personas": ("caiclient.cli.catalog:personas", "List, create, update and delete personas."),
+    "serve": ("caiclient.cli.serve:serve", "Serve an OpenAI-compatible API for chat front ends."),
     "tts": ("caiclient.cli.catalog:tts", "Save a turn read aloud to an audio file."),
     "voices": ("caiclient.cli.catalog:voices", "Search voices."),
     "whoami": ("caiclient.cli.login:whoami", "Show who is logged in and where the token is from."),

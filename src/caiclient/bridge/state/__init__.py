@@ -55,13 +55,16 @@ class Busy(RateLimited):
 class Reply:
     """The last request answered in a chat: its key, the reply turn and candidates, and
     whether the client received the whole answer (``delivered``). ``done`` is False while
-    the generation runs (a record left so by a crash means the mirror is unreliable)."""
+    the generation runs (a record left so by a crash means the mirror is unreliable);
+    ``aborted``: the client left mid-stream and the generation was stopped, so the last
+    candidate is cut short and is never replayed."""
 
     request_key: str
     turn_id: str | None
     candidate_ids: tuple[str, ...]
     delivered: bool
     done: bool
+    aborted: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,31 +97,31 @@ class ChatRecord:
 # --- the stored form (compact JSON arrays) ----------------------------------------------------
 
 
-class _Candidate(msgspec.Struct, array_like=True):
-    id: str
-    keys: list[str]
-
-
-class _Turn(msgspec.Struct, array_like=True):
-    id: str | None
-    human: bool
-    primary: str | None
-    candidates: list[_Candidate]
-
-
 class _Reply(msgspec.Struct, array_like=True):
     request_key: str
     turn_id: str | None
-    candidate_ids: list[str]
+    candidate_ids: tuple[str, ...]
     delivered: bool
     done: bool
+    aborted: bool = False
+
+
+class _OldTurn(msgspec.Struct, array_like=True):
+    """A turn as the first version wrote it (``[id, human, primary, candidates]``)."""
+
+    id: str | None
+    human: bool
+    primary: str | None
+    candidates: tuple[MCandidate, ...]
 
 
 class _State(msgspec.Struct, omit_defaults=True):
-    turns: list[_Turn]
+    # The mirror's turns, stored as they are (MTurn is array-like): one call each way.
+    t: tuple[MTurn, ...] = ()
     fresh: bool = False
     stale: bool = False
     reply: _Reply | None = None
+    turns: tuple[_OldTurn, ...] | None = None  # Read only: blobs of the first version.
 
 
 _encoder = msgspec.json.Encoder()
@@ -126,22 +129,13 @@ _decoder = msgspec.json.Decoder(_State)
 
 
 def encode_state(record: ChatRecord) -> bytes:
-    turns = [
-        _Turn(
-            t.turn_id,
-            t.human,
-            t.primary,
-            [_Candidate(c.candidate_id, list(c.keys)) for c in t.candidates],
-        )
-        for t in record.mirror.turns
-    ]
     r = record.reply
     reply = (
         None
         if r is None
-        else _Reply(r.request_key, r.turn_id, list(r.candidate_ids), r.delivered, r.done)
+        else _Reply(r.request_key, r.turn_id, r.candidate_ids, r.delivered, r.done, r.aborted)
     )
-    return _encoder.encode(_State(turns, record.mirror.fresh, record.stale, reply))
+    return _encoder.encode(_State(record.mirror.turns, record.mirror.fresh, record.stale, reply))
 
 
 def decode_state(
@@ -153,17 +147,14 @@ def decode_state(
     last_used: float,
 ) -> ChatRecord:
     state = _decoder.decode(blob)
-    turns = tuple(
-        MTurn(
-            t.id, t.human, tuple(MCandidate(c.id, tuple(c.keys)) for c in t.candidates), t.primary
-        )
-        for t in state.turns
-    )
+    turns = state.t
+    if state.turns is not None:
+        turns = tuple(MTurn(t.id, t.human, t.candidates, t.primary) for t in state.turns)
     r = state.reply
     reply = (
         None
         if r is None
-        else Reply(r.request_key, r.turn_id, tuple(r.candidate_ids), r.delivered, r.done)
+        else Reply(r.request_key, r.turn_id, r.candidate_ids, r.delivered, r.done, r.aborted)
     )
     return ChatRecord(
         chat_id,
@@ -246,7 +237,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def put(self, record: ChatRecord) -> None:
-        """Insert or replace a chat's record (binding, mirror, reply) atomically."""
+        """Insert or replace a chat's record (binding, mirror, reply) atomically; it is
+        written when this returns."""
+
+    def defer(self, record: ChatRecord) -> bool:
+        """Take a mirror or reply update to be written a little later, batched with
+        others; False if this store does not (then :meth:`put` it). Only a store used by
+        one process can, and only if it can tell after a crash which records may lag
+        behind c.ai: a store shared by several processes must write at once, since another
+        process may take the conversation as soon as its lock is released."""
+        return False
 
     @abc.abstractmethod
     async def ping(self) -> None:

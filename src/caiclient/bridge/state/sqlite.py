@@ -1,21 +1,30 @@
 """The default state store: one SQLite file, one process.
 
-All SQLite work runs on one private thread, one whole transaction per call, so the event
-loop never blocks on the disk and each store operation costs one thread hop (aiosqlite
-costs one per statement). The file is opened in WAL mode with ``locking_mode=EXCLUSIVE``:
-while a bridge has it open, another process gets a clear error instead of a second,
-unsynchronised writer. Because this process is then the only writer, records are cached
-in memory (write-through) and reading a known conversation costs nothing.
+The file is opened in WAL mode with ``locking_mode=EXCLUSIVE``: while a bridge has it open,
+another process gets a clear error instead of a second, unsynchronised writer. Because this
+process is then the only writer, every record it has read or written is kept in memory
+(reads of a known conversation cost nothing) and so is the index of candidate keys used to
+match requests without a conversation id (loaded once, at open).
+
+Writes are batched. ``put(record)`` returns once the record is committed; ``defer(record)``
+(mirror and reply updates, two per generation) only marks it dirty, and the dirty records
+are written together, each in its latest version only, in one transaction at most
+``flush_interval`` seconds later. All SQLite work runs on one private thread, so the
+event loop never waits for the disk. A crash can lose the last unwritten updates; to make
+that harmless, the file records that a process has it open, and a process that finds that
+mark at start (the last one did not close cleanly) marks every record stale, so that each
+chat's history is read again from c.ai before it is used (docs/bridge.md, "State stores").
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +34,7 @@ from . import ChatRecord, StateUnavailable, Store, decode_state, encode_state
 __all__ = ["SQLiteStore"]
 
 T = TypeVar("T")
+log = logging.getLogger("caiclient.bridge")
 
 # Each migration is applied once, in order, in one transaction; bridge_schema holds the count.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -46,13 +56,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX bridge_keys_chat ON bridge_keys (chat_id)",
     ),
+    (
+        # 1 when the record may lag behind c.ai because a process crashed (see above).
+        "ALTER TABLE bridge_chats ADD COLUMN unsure INTEGER NOT NULL DEFAULT 0",
+        # A row while a process has the file open; left behind by a crash.
+        "CREATE TABLE bridge_open (pid INTEGER NOT NULL, since REAL NOT NULL)",
+    ),
 )
-_COLUMNS = "chat_id, partition, conversation, character_id, state, last_used"
+_COLUMNS = "chat_id, partition, conversation, character_id, state, last_used, unsure"
+_UPSERT = f"INSERT OR REPLACE INTO bridge_chats ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0)"
 
 
 def _record(row: tuple[Any, ...]) -> ChatRecord:
-    chat_id, partition, conversation, character_id, blob, last_used = row
-    return decode_state(
+    chat_id, partition, conversation, character_id, blob, last_used, unsure = row
+    record = decode_state(
         str(chat_id),
         str(partition),
         None if conversation is None else str(conversation),
@@ -60,18 +77,52 @@ def _record(row: tuple[Any, ...]) -> ChatRecord:
         bytes(blob),
         float(last_used),
     )
+    return dataclasses.replace(record, stale=True) if unsure else record
+
+
+def _migrate(db: sqlite3.Connection) -> bool:
+    """Bring the schema up to date and take the open mark. True if the last process to
+    have the file open did not close it cleanly (its records may lag behind c.ai)."""
+    db.execute("CREATE TABLE IF NOT EXISTS bridge_schema (version INTEGER NOT NULL)")
+    row = db.execute("SELECT version FROM bridge_schema").fetchone()
+    version = 0 if row is None else int(row[0])
+    for statements in MIGRATIONS[version:]:
+        for statement in statements:
+            db.execute(statement)
+    db.execute("DELETE FROM bridge_schema")
+    db.execute("INSERT INTO bridge_schema VALUES (?)", (len(MIGRATIONS),))
+    crashed = db.execute("SELECT count(*) FROM bridge_open").fetchone()[0] > 0
+    if crashed:
+        db.execute("UPDATE bridge_chats SET unsure = 1")
+    db.execute("DELETE FROM bridge_open")
+    db.execute("INSERT INTO bridge_open VALUES (?, ?)", (os.getpid(), time.time()))
+    return bool(crashed)
 
 
 class SQLiteStore(Store):
-    """State in the SQLite file at ``path`` (created, mode 0600, with its folder)."""
+    """State in the SQLite file at ``path`` (created, mode 0600, with its folder).
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    ``flush_interval``: at most this many seconds between a deferred write and its
+    transaction.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, flush_interval: float = 0.05) -> None:
         super().__init__()
         self.path = Path(path).expanduser()
+        self.flush_interval = flush_interval
         self._db: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._records: dict[str, ChatRecord] = {}
         self._conversations: dict[tuple[str, str], list[str]] = {}
+        # The key index, all of it: partition -> key -> chat ids; and each chat's keys.
+        self._index: dict[str, dict[str, set[str]]] = {}
+        self._keys: dict[str, frozenset[str]] = {}
+        self._written: dict[str, frozenset[str]] = {}  # The keys as in bridge_keys.
+        self._dirty: dict[str, ChatRecord] = {}
+        self._flushing = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self._background: asyncio.Task[None] | None = None
+        self.crashed = False
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         thread, db = self._thread, self._db
@@ -82,11 +133,13 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise StateUnavailable(f"SQLite state {self.path}: {exc}") from exc
 
+    # --- opening and closing ------------------------------------------------------------------
+
     async def open(self) -> None:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="caiclient-bridge-sqlite")
         loop = asyncio.get_running_loop()
         try:
-            self._db = await loop.run_in_executor(self._thread, self._connect)
+            self._db, keys = await loop.run_in_executor(self._thread, self._connect)
         except (sqlite3.Error, OSError) as exc:
             self._thread.shutdown(wait=False)
             self._thread = None
@@ -96,8 +149,20 @@ class SQLiteStore(Store):
                     "per SQLite file (use a postgresql:// state for several)"
                 ) from exc
             raise StateUnavailable(f"SQLite state {self.path}: {exc}") from exc
+        if self.crashed:
+            log.warning(
+                "the last bridge process did not close %s cleanly: each chat's history "
+                "will be read again before it is used",
+                self.path,
+            )
+        found: dict[str, set[str]] = {}
+        for partition, key, chat_id in keys:
+            self._index.setdefault(partition, {}).setdefault(key, set()).add(chat_id)
+            found.setdefault(chat_id, set()).add(key)
+        self._keys = {chat_id: frozenset(k) for chat_id, k in found.items()}
+        self._written = dict(self._keys)
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> tuple[sqlite3.Connection, list[tuple[str, str, str]]]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
@@ -107,29 +172,45 @@ class SQLiteStore(Store):
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("BEGIN IMMEDIATE")  # Takes the file's lock now, not at the first write.
-            db.execute("CREATE TABLE IF NOT EXISTS bridge_schema (version INTEGER NOT NULL)")
-            row = db.execute("SELECT version FROM bridge_schema").fetchone()
-            version = 0 if row is None else int(row[0])
-            for statements in MIGRATIONS[version:]:
-                for statement in statements:
-                    db.execute(statement)
-            db.execute("DELETE FROM bridge_schema")
-            db.execute("INSERT INTO bridge_schema VALUES (?)", (len(MIGRATIONS),))
+            self.crashed = _migrate(db)
             db.execute("COMMIT")
+            keys = db.execute("SELECT partition, key, chat_id FROM bridge_keys").fetchall()
         except BaseException:
             db.close()
             raise
-        return db
+        return db, keys
 
     async def close(self) -> None:
+        if self._db is None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        clean = True
+        try:
+            await self.flush()
+        except StateUnavailable as exc:
+            clean = False  # The open mark stays: the next start re-reads every chat.
+            log.error("bridge state not fully written at close: %s", exc)
         thread, db = self._thread, self._db
         self._thread = self._db = None
-        self._records.clear()
-        self._conversations.clear()
-        if thread is not None and db is not None:
-            await asyncio.get_running_loop().run_in_executor(thread, db.close)
-        if thread is not None:
-            thread.shutdown(wait=True)
+        self._forget()
+        assert thread is not None and db is not None
+
+        def finish(db: sqlite3.Connection) -> None:
+            if clean:
+                db.execute("DELETE FROM bridge_open")
+            db.close()
+
+        await asyncio.get_running_loop().run_in_executor(thread, finish, db)
+        thread.shutdown(wait=True)
+
+    def _forget(self) -> None:
+        for held in (self._records, self._conversations, self._index, self._keys, self._dirty):
+            held.clear()
+        self._written.clear()
+
+    # --- reading ------------------------------------------------------------------------------
 
     async def conversation(self, partition: str, conversation: str) -> list[ChatRecord]:
         ids = self._conversations.get((partition, conversation))
@@ -146,25 +227,25 @@ class SQLiteStore(Store):
             for record in records:
                 self._records.setdefault(record.chat_id, record)
             ids = [r.chat_id for r in records]
+            ids += [
+                r.chat_id
+                for r in self._dirty.values()
+                if (r.partition, r.conversation) == (partition, conversation)
+                and r.chat_id not in ids
+            ]
             self._conversations[(partition, conversation)] = ids
         found = [self._records[i] for i in ids if i in self._records]
         return sorted(found, key=lambda r: r.last_used, reverse=True)
 
     async def matching(self, partition: str, keys: Sequence[str]) -> list[ChatRecord]:
-        if not keys:
+        index = self._index.get(partition)
+        if not index:
             return []
-
-        def load(db: sqlite3.Connection) -> list[str]:
-            marks = ",".join("?" * len(keys))
-            rows = db.execute(
-                "SELECT DISTINCT chat_id FROM bridge_keys"
-                f" WHERE partition = ? AND key IN ({marks})",
-                (partition, *keys),
-            ).fetchall()
-            return [str(row[0]) for row in rows]
-
+        ids: set[str] = set()
+        for key in keys:
+            ids.update(index.get(key, ()))
         found = []
-        for chat_id in await self._run(load):
+        for chat_id in ids:
             record = await self.get(chat_id)
             if record is not None and record.conversation is None:
                 found.append(record)
@@ -183,42 +264,29 @@ class SQLiteStore(Store):
 
         record = await self._run(load)
         if record is not None:
-            self._records[chat_id] = record
+            record = self._records.setdefault(chat_id, record)
         return record
 
+    # --- writing ------------------------------------------------------------------------------
+
     async def put(self, record: ChatRecord) -> None:
+        self._take(record)
+        await self.flush()
+
+    def defer(self, record: ChatRecord) -> bool:
+        self._take(record)
+        if self._timer is None and self._background is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.flush_interval, self._flush_soon)
+        return True
+
+    def _take(self, record: ChatRecord) -> None:
+        if self._db is None:
+            raise StateUnavailable("the SQLite state store is not open")
         if not record.last_used:
             record = dataclasses.replace(record, last_used=time.time())
-        blob = encode_state(record)
-        keys = sorted(record.keys())
-        last_used = record.last_used
-
-        def save(db: sqlite3.Connection) -> None:
-            db.execute("BEGIN")
-            try:
-                db.execute(
-                    f"INSERT OR REPLACE INTO bridge_chats ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        record.chat_id,
-                        record.partition,
-                        record.conversation,
-                        record.character_id,
-                        blob,
-                        last_used,
-                    ),
-                )
-                db.execute("DELETE FROM bridge_keys WHERE chat_id = ?", (record.chat_id,))
-                db.executemany(
-                    "INSERT OR IGNORE INTO bridge_keys VALUES (?, ?, ?)",
-                    [(record.partition, key, record.chat_id) for key in keys],
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-
-        await self._run(save)
         self._remember(record)
+        self._dirty[record.chat_id] = record
 
     def _remember(self, record: ChatRecord) -> None:
         self._records[record.chat_id] = record
@@ -226,6 +294,102 @@ class SQLiteStore(Store):
             ids = self._conversations.get((record.partition, record.conversation))
             if ids is not None and record.chat_id not in ids:
                 ids.append(record.chat_id)
+        keys = frozenset(record.keys())
+        old = self._keys.get(record.chat_id, frozenset())
+        if keys != old:
+            index = self._index.setdefault(record.partition, {})
+            for key in old - keys:
+                holders = index.get(key)
+                if holders is not None:
+                    holders.discard(record.chat_id)
+                    if not holders:
+                        del index[key]
+            for key in keys - old:
+                index.setdefault(key, set()).add(record.chat_id)
+            self._keys[record.chat_id] = keys
+
+    def _flush_soon(self) -> None:
+        self._timer = None
+        self._background = asyncio.get_running_loop().create_task(
+            self._flush_in_background(), name="caiclient-bridge-sqlite-flush"
+        )
+
+    async def _flush_in_background(self) -> None:
+        try:
+            await self.flush()
+        except StateUnavailable as exc:
+            # Kept dirty: written with the next flush (or reported by the next durable put).
+            log.error("bridge state not written (will try again): %s", exc)
+        finally:
+            self._background = None
+        if self._dirty and self._db is not None and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(
+                self.flush_interval, self._flush_soon
+            )
+
+    async def flush(self, timeout: float = 30.0) -> None:
+        """Write every dirty record now, in one transaction. Raises StateUnavailable,
+        also when an earlier flush still holds the file after ``timeout`` seconds."""
+        try:
+            await asyncio.wait_for(self._flushing.acquire(), timeout)
+        except asyncio.TimeoutError:
+            raise StateUnavailable(f"SQLite state {self.path}: writing is stuck") from None
+        try:
+            await self._write_dirty()
+        finally:
+            self._flushing.release()
+
+    async def _write_dirty(self) -> None:
+        batch, self._dirty = self._dirty, {}
+        if not batch:
+            return
+        rows = [
+            (r.chat_id, r.partition, r.conversation, r.character_id, encode_state(r), r.last_used)
+            for r in batch.values()
+        ]
+        keys = {}
+        for chat_id in batch:
+            held = self._keys.get(chat_id, frozenset())
+            if held != self._written.get(chat_id):
+                keys[chat_id] = held
+        partitions = {r.chat_id: r.partition for r in batch.values()}
+        try:
+            await self._run(lambda db: _save(db, rows, keys, partitions))
+        except BaseException:
+            for chat_id, record in batch.items():
+                self._dirty.setdefault(chat_id, record)  # Newer versions win.
+            raise
+        self._written.update(keys)
 
     async def ping(self) -> None:
         await self._run(lambda db: db.execute("SELECT 1").fetchone())
+
+
+def _save(
+    db: sqlite3.Connection,
+    rows: list[tuple[Any, ...]],
+    keys: dict[str, frozenset[str]],
+    partitions: dict[str, str],
+) -> None:
+    """One transaction: the records, and the key index of those whose keys changed."""
+    db.execute("BEGIN")
+    try:
+        db.executemany(_UPSERT, rows)
+        if keys:
+            db.executemany("DELETE FROM bridge_keys WHERE chat_id = ?", [(c,) for c in keys])
+            db.executemany(
+                "INSERT OR IGNORE INTO bridge_keys VALUES (?, ?, ?)",
+                _key_rows(keys, partitions),
+            )
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _key_rows(
+    keys: dict[str, frozenset[str]], partitions: dict[str, str]
+) -> Iterable[tuple[str, str, str]]:
+    for chat_id, held in keys.items():
+        for key in sorted(held):
+            yield partitions[chat_id], key, chat_id
