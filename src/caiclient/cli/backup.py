@@ -223,8 +223,7 @@ def backup(
     concurrency: int,
     no_v1: bool,
 ) -> int:
-    """Back up every chat and group chat the account can read into a local archive,
-    incrementally.
+    """Back up every chat (group chats too) the account can read, incrementally.
 
     A second run reads only what changed (the newest page of each chat); --full re-reads
     everything. An interrupted run resumes where it stopped. Exits non-zero if any chat
