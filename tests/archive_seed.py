@@ -8,6 +8,7 @@ from typing import Any
 from caiclient import Chat, Turn
 from caiclient.emulator import Emulator
 from caiclient.emulator.chat import CHAT
+from caiclient.models import Room
 
 
 @dataclass
@@ -63,3 +64,44 @@ def delete_chat_on_server(emu: Emulator, chat_id: str) -> None:
     """The live service can lose a chat; no client call deletes one, so reach into the
     emulator's store (test-only)."""
     emu.app[CHAT].delete_chat(chat_id)
+
+
+@dataclass
+class SeededRooms:
+    """Group chats: ``party`` (two characters, two users, over two history pages, with a
+    swipe and an edit) and ``quiet`` (one character)."""
+
+    party: Room
+    quiet: Room
+    swiped: Turn
+    edited: Turn
+    old_reply: Turn
+    guest_username: str
+
+
+async def seed_rooms(client: Any, guest: Any, emu: Emulator, *, rounds: int = 14) -> SeededRooms:
+    """Rooms made through the public client: ``guest`` (another user's client) joins the
+    party and talks in it."""
+    echo, sage, nova = (emu.character(n).id for n in ("Echo", "Sage", "Nova"))
+    party = await client.rooms.create([echo, sage], title="Tea party")
+    await guest.rooms.join(await client.rooms.join_token(party))
+    replies: list[Turn] = []
+    for i in range(rounds):
+        await client.rooms.send(party, f"round {i}, Sage?")
+        replies.append(await client.rooms.generate(party, sage))
+        await guest.rooms.send(party, f"and Echo, round {i}?")
+        replies.append(await client.rooms.generate(party, echo))
+    swiped = await client.rooms.regenerate(replies[-1])
+    edited = await client.rooms.edit(replies[-4], "Sage, edited by hand.")
+    quiet = await client.rooms.create(nova, title="Quiet corner", greeting=False)
+    await client.rooms.send(quiet, "anyone here?")
+    await client.rooms.generate(quiet)
+    me = await guest.account.me()
+    return SeededRooms(
+        party=party,
+        quiet=quiet,
+        swiped=swiped,
+        edited=edited,
+        old_reply=replies[1],
+        guest_username=me.username,
+    )

@@ -134,6 +134,31 @@ def test_export_every_format_offline_and_refuse_to_overwrite(
     assert cai(capsys, *args, "-o", str(target), "--force")[0] == 0
 
 
+def test_group_chats_are_backed_up_and_exported_by_their_id(
+    capsys: pytest.CaptureFixture[str], cli_env: Path, logged_in: Emulator
+) -> None:
+    with Client(logged_in.token, endpoints=Endpoints.local(logged_in.url)) as client:
+        cast = [logged_in.character(name).id for name in ("Echo", "Sage")]
+        room = client.rooms.create(cast, title="Book club")
+        client.rooms.send(room, "what are we reading?")
+        client.rooms.generate(room)
+    archive = cli_env / "a.cai"
+    args = ("--archive", str(archive), "--rate", "0")
+    status, out, err = cai(capsys, "backup", "--chat", room.id, *args)
+    assert status == 0, err
+    assert "rooms:   1 new, 0 changed, 0 unchanged" in out and "chats:   0 new" in out
+    target = cli_env / "club.jsonl"
+    status, out, err = cai(
+        capsys, "export", "--format", "sillytavern", "--chat", room.id,
+        "--archive", str(archive), "-o", str(target),
+    )  # fmt: skip
+    assert status == 0, err
+    assert out.startswith("1 files, 1 chats, 4 turns")  # two greetings, a message, a reply
+    header, *messages = (json.loads(line) for line in target.read_text().splitlines())
+    assert header["character_name"] == "Book club"
+    assert [m["name"] for m in messages][:2] == ["Echo", "Sage"]
+
+
 def test_export_errors_are_clear_and_typed(
     capsys: pytest.CaptureFixture[str], cli_env: Path
 ) -> None:

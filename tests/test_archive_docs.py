@@ -12,7 +12,7 @@ import pytest
 DOC = Path(__file__).resolve().parent.parent / "docs" / "archive.md"
 EXAMPLES = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
 # What each example must print: proof that it did its work.
-EXPECTED = ["True 1 3", "True [3]"]
+EXPECTED = ["True 1 3", "True [3]", "rooms 1 turns 4"]
 
 
 def test_the_doc_has_its_examples() -> None:

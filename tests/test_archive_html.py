@@ -18,6 +18,7 @@ from caiclient.archive import AsyncArchive
 from caiclient.emulator import Emulator
 
 CHROMIUM = Path("/usr/bin/chromium")
+ROOM_WORDS = "tea in the garden room"
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -50,9 +51,17 @@ def _steps(browser: Any, site: Path, swiped_turn: str, swipes: list[str]) -> Non
     page.on("request", lambda request: requests.append(request.url))
     page.set_default_timeout(10_000)
     page.goto((site / "index.html").as_uri())
-    assert page.locator("tbody tr").count() == 4  # every chat is listed
-    page.fill("#q", "question 3")  # search across every chat
+    assert page.locator("tbody tr").count() == 5  # every chat is listed, the room too
+    page.fill("#q", ROOM_WORDS)  # a group chat is searched like the others
     results = page.locator("#results li")
+    expect(results.first).to_contain_text(ROOM_WORDS)
+    results.first.locator("a").click()
+    page.wait_for_load_state()
+    expect(page.locator("p.meta")).to_contain_text("group chat")
+    expect(page.locator("main")).to_contain_text(ROOM_WORDS)
+    page.go_back()
+    page.wait_for_load_state()
+    page.fill("#q", "question 3")  # search across every chat
     expect(results.first).to_contain_text("question 3")
     expect(page.locator("#count")).to_contain_text("match")
     page.fill("#q", "to be archived")  # the archived chat is searchable too
@@ -86,6 +95,9 @@ async def test_the_html_site_searches_across_chats_and_flips_swipes_offline(
 ) -> None:
     async with AsyncClient(emu.token, endpoints=Endpoints.local(emu.url)) as client:
         seeded = await seed_account(client, emu, long_messages=8)
+        room = await client.rooms.create([emu.character(n).id for n in ("Echo", "Sage")])
+        await client.rooms.send(room, ROOM_WORDS)
+        await client.rooms.generate(room)
         async with AsyncArchive(tmp_path / "a.cai") as archive:
             assert (await archive.sync(client, rate=None)).ok
             result = await archive.export("html", tmp_path / "site")

@@ -79,19 +79,25 @@ async def test_kill_9_at_random_points_then_resume_gives_the_uninterrupted_archi
                 await client.chats.pin(replies[5])
         history = await client.v1.create(emu.character("Sage").id)
         await client.v1.send(history, "legacy")
+        room = await client.rooms.create([emu.character(n).id for n in ("Echo", "Sage")])
+        for i in range(30):
+            await client.rooms.send(room, f"room message {i}")
+            reply = await client.rooms.generate(room)
+        await client.rooms.regenerate(reply)
 
     reference = tmp_path / "reference.cai"
     await run_child(emu, reference, rate=1000.0, kill_after=None)
     async with AsyncArchive(reference) as archive:
         expected = list(archive.store.canonical())
     assert sum(line.startswith("turns ") for line in expected) == 8 * 61
+    assert sum(line.startswith("room_turns ") for line in expected) == 2 + 60  # two pages
 
     resumed = tmp_path / "resumed.cai"
     rng = random.Random(14)
     mid_run = 0
     for _ in range(12):
-        # ~35 requests at 40/s: a run lasts about 0.9 s; kill anywhere in it.
-        killed, _lines = await run_child(emu, resumed, rate=40.0, kill_after=rng.uniform(0, 0.9))
+        # ~40 requests at 40/s: a run lasts about 1 s; kill anywhere in it.
+        killed, _lines = await run_child(emu, resumed, rate=40.0, kill_after=rng.uniform(0, 1.0))
         mid_run += killed
     assert mid_run >= 10, f"only {mid_run} kills landed during a sync"
     await run_child(emu, resumed, rate=1000.0, kill_after=None)

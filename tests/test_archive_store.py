@@ -31,7 +31,7 @@ from caiclient.errors import CaiError, CharacterNotFound, ChatNotFound
 
 def test_a_new_archive_is_marked_and_at_the_current_schema(tmp_path: Path) -> None:
     with Store.open(tmp_path / "a.cai") as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION == 3
     db = sqlite3.connect(tmp_path / "a.cai")
     assert db.execute("PRAGMA application_id").fetchone()[0] == _schema.APPLICATION_ID
     # Closed: back to one self-contained file, no -wal/-shm left beside it.
@@ -90,20 +90,39 @@ def test_an_archive_from_a_newer_version_is_refused(tmp_path: Path) -> None:
         Store.open(path, readonly=True)
 
 
-def test_an_older_archive_is_migrated_forward_keeping_its_content(tmp_path: Path) -> None:
+def _old_archive(path: Path, version: int) -> None:
+    """An archive file as caiclient wrote it at schema ``version``, one character in it."""
+    db = sqlite3.connect(path, isolation_level=None)
+    for step in range(1, version + 1):
+        for statement in _schema.MIGRATIONS[step].split(";"):
+            if statement.strip():
+                db.execute(statement)
+    db.execute(f"PRAGMA application_id={_schema.APPLICATION_ID}")
+    db.execute(f"PRAGMA user_version={version}")
+    db.execute(
+        "INSERT INTO characters (id, name, raw, synced_at) VALUES ('c1', 'Kept', ?, 'x')",
+        (b'{"id":"c1","name":"Kept"}',),
+    )
+    db.close()
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_archive_is_migrated_forward_keeping_its_content(
+    tmp_path: Path, version: int
+) -> None:
     path = tmp_path / "old.cai"
-    with Store.open(path) as store:
-        store._db.execute("DROP TABLE room_turns")  # make it a version-1 file again
-        store._db.execute("DROP TABLE room_characters")
-        store._db.execute("DROP TABLE rooms")
-        store._db.execute("PRAGMA user_version=1")
-        store._db.execute("INSERT INTO characters (id, name, synced_at) VALUES ('c1', 'Kept', 'x')")
+    _old_archive(path, version)
     with pytest.raises(ArchiveError, match="upgrade"):
         Store.open(path, readonly=True)
     with Store.open(path) as store:
         assert store.schema_version == SCHEMA_VERSION
-        assert [c.name for c in store.characters()] == ["Kept"]
+        [kept] = store.characters()
+        assert kept.name == "Kept" and kept.character is not None  # decodes as before
+        # Version 3: the old raw (the model's JSON) is the model column now.
+        assert kept.model == kept.raw == b'{"id":"c1","name":"Kept"}'
         assert list(store.rooms()) == []
+        columns = {row[1] for row in store._db.execute("PRAGMA table_info(room_turns)")}
+        assert {"is_pinned", "primary_candidate_id"} <= columns
 
 
 def test_a_damaged_archive_reports_corruption_not_a_crash(tmp_path: Path) -> None:

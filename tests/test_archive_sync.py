@@ -90,9 +90,9 @@ async def test_a_sync_of_a_complete_archive_only_reads_what_detects_no_change(
     assert again == first
     assert summary.ok and summary.chats_unchanged == 4 and summary.v1_histories_unchanged == 1
     assert summary.turns_new == summary.turns_changed == 0
-    # me, personas, recent chats, my characters; per character (3): info, chats, V1
-    # histories; one newest page per chat (4); no V1 messages, no avatar.
-    assert summary.requests == 4 + 3 * 3 + 4
+    # me, personas, rooms, recent chats, recent characters, my characters; per character
+    # (3): info, chats, V1 histories; one newest page per chat (4); no V1 messages, no avatar.
+    assert summary.requests == 6 + 3 * 3 + 4
 
 
 async def test_incremental_run_after_changes_equals_a_fresh_full_backup(
@@ -292,3 +292,20 @@ async def test_the_request_rate_is_honoured(
     took = loop.time() - started
     assert summary.ok
     assert took >= (summary.requests - 1) / 100.0  # never faster than the rate allows
+
+
+async def test_a_first_backup_finds_characters_whose_chats_are_all_archived(
+    tmp_path: Path, client: AsyncClient, emu: Emulator
+) -> None:
+    nova, echo = emu.character("Nova").id, emu.character("Echo").id
+    hidden, _ = await client.chats.create(nova)
+    await client.chats.send(hidden, "a chat nobody lists as recent")
+    await client.chats.archive(hidden)
+    history = await client.v1.create(echo)  # Echo: only a legacy V1 history
+    assert nova not in {c.character_id for c in await client.chats.recent()}
+    async with AsyncArchive(tmp_path / "a.cai") as archive:
+        summary = await archive.sync(client, rate=None)
+        assert summary.ok, summary.errors
+        [stored] = [c async for c in archive.chats()]
+        assert stored.id == hidden.chat_id and stored.is_archived and stored.turns == 3
+        assert [h.id async for h in archive.v1_histories(echo)] == [history.external_id]

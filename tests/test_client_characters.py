@@ -228,7 +228,7 @@ async def test_similar_unknown_character(client: AsyncClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "call", ["recommended", "featured", "categories", "mine", "liked", "similar"]
+    "call", ["recommended", "featured", "categories", "mine", "liked", "recent", "similar"]
 )
 async def test_lists_need_a_valid_token(bad_token: AsyncClient, emu: Emulator, call: str) -> None:
     api = bad_token.characters
@@ -251,6 +251,23 @@ async def test_mine_and_liked(client: AsyncClient, stranger: AsyncClient, emu: E
     await client.characters.vote(emu.character("Sage").id, True)
     assert names(await client.characters.liked()) == ["Sage", "Robo"]
     assert await stranger.characters.liked() == []
+
+
+async def test_recent_lists_every_character_you_chatted_with(
+    client: AsyncClient, stranger: AsyncClient, emu: Emulator
+) -> None:
+    assert await client.characters.recent() == []
+    sage, nova, echo = (emu.character(n).id for n in ("Sage", "Nova", "Echo"))
+    archived, _ = await client.chats.create(sage)
+    await client.chats.archive(archived)  # Sage's only chat is archived
+    chat, _ = await client.chats.create(nova)
+    await client.v1.create(echo)  # Echo only through a legacy V1 history
+    await client.chats.send(chat, "the latest activity")
+    recent = await client.characters.recent()
+    assert names(recent) == ["Nova", "Echo", "Sage"]  # latest activity first
+    assert all(isinstance(c, CharacterShort) and c.id for c in recent)
+    assert sage not in {c.character_id for c in await client.chats.recent()}  # what it adds
+    assert await stranger.characters.recent() == []
 
 
 # ---- create / update / delete ------------------------------------------------------------------

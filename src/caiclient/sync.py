@@ -323,6 +323,12 @@ class CharactersAPI:
         """The characters you upvoted."""
         return self._portal.call(self._api.liked, timeout=timeout)
 
+    def recent(self, *, timeout: float | None = None) -> list[CharacterShort]:
+        """The characters you have chatted with, latest activity first: also those whose
+        chats are all archived, and those of legacy V1 histories (docs/protocol.md §6.5).
+        Raises AuthError. Safe to cancel."""
+        return self._portal.call(self._api.recent, timeout=timeout)
+
     def create(
         self,
         name: str,

@@ -267,6 +267,13 @@ class AsyncCharactersAPI:
         """The characters you upvoted."""
         return await self._list(proto.liked(self._core.endpoints), "liked characters", timeout)
 
+    async def recent(self, *, timeout: float | None = None) -> list[CharacterShort]:
+        """The characters you have chatted with, latest activity first: also those whose
+        chats are all archived, and those of legacy V1 histories (docs/protocol.md §6.5).
+        Raises AuthError. Safe to cancel."""
+        request = proto.recent(self._core.endpoints)
+        return await self._list(request, "recent characters", timeout)
+
     # --- create / update ------------------------------------------------------------------------
 
     async def create(

@@ -1,9 +1,10 @@
 """The archive's SQL schema as forward migrations (a data table: one entry per version).
 
 ``MIGRATIONS[n]`` turns a version ``n - 1`` file into version ``n``; a new file runs them all.
-Every object keeps the JSON the client decoded (``raw``) beside the parsed columns, so a
-later exporter can use fields no column holds. ``removed_at`` marks what the server no longer
-has: the archive never forgets a chat, turn or message because the service dropped it.
+Every object keeps the JSON the service sent (``raw``) beside the parsed columns, so a
+later exporter can use fields neither a column nor the client's models hold. ``removed_at``
+marks what the server no longer has: the archive never forgets a chat, turn or message
+because the service dropped it.
 """
 
 from __future__ import annotations
@@ -73,5 +74,26 @@ CREATE TABLE room_turns (
 CREATE INDEX room_turns_in_order ON room_turns(room_id, pos);
 """
 
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
+# Version 3: ``raw`` becomes the JSON the service sent for the object (it was the client
+# model's JSON). Where the models rename or reshape the service's fields, ``model`` keeps the
+# model's JSON for the rows to decode; older rows' ``raw`` was exactly that, so it is copied.
+# Room turns gain the columns chat turns have, so one code path stores both.
+_V3 = """
+ALTER TABLE account ADD COLUMN model BLOB;
+UPDATE account SET model = raw;
+ALTER TABLE personas ADD COLUMN model BLOB;
+UPDATE personas SET model = raw;
+ALTER TABLE characters ADD COLUMN model BLOB;
+UPDATE characters SET model = raw;
+ALTER TABLE v1_histories ADD COLUMN model BLOB;
+UPDATE v1_histories SET model = raw;
+ALTER TABLE v1_messages ADD COLUMN model BLOB;
+UPDATE v1_messages SET model = raw;
+ALTER TABLE rooms ADD COLUMN model BLOB;
+UPDATE rooms SET model = raw;
+ALTER TABLE room_turns ADD COLUMN is_pinned INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE room_turns ADD COLUMN primary_candidate_id TEXT;
+"""
+
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -1,7 +1,8 @@
 """The archive's Python API: :class:`AsyncArchive` and its blocking twin :class:`Archive`.
 
 Both open one archive file, ``sync`` it from a client, iterate what it holds (characters,
-chats, turns: streamed from the file, never a whole chat in memory) and ``export`` it.
+chats, group chats, turns: streamed from the file, never a whole chat in memory) and
+``export`` it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ..protocol.retry import Backoff
-from ._rows import StoredAccount, StoredCharacter, StoredChat, StoredTurn, StoredV1History
+from ._rows import (
+    StoredAccount,
+    StoredCharacter,
+    StoredChat,
+    StoredRoom,
+    StoredTurn,
+    StoredV1History,
+)
 from ._source import source_for
 from .events import Event, SyncSummary
 from .export import ExportResult, export
@@ -139,8 +147,26 @@ class AsyncArchive(_Base):
         )
         return _aiter(rows)
 
+    def rooms(
+        self,
+        *,
+        characters: Iterable[str] | None = None,
+        rooms: Iterable[str] | None = None,
+        include_removed: bool = True,
+    ) -> AsyncIterator[StoredRoom]:
+        """The archived group chats (only ``rooms``, or those whose cast has one of
+        ``characters``), by title; ``removed`` ones are gone from the server (or left).
+        An unknown room id raises ChatNotFound at the first step."""
+        rows = self._store.rooms(
+            character_ids=_listed(characters),
+            room_ids=_listed(rooms),
+            include_removed=include_removed,
+        )
+        return _aiter(rows)
+
     def turns(self, chat_id: str, *, include_removed: bool = False) -> AsyncIterator[StoredTurn]:
-        """A chat's turns oldest first, every candidate in ``.turn.candidates``."""
+        """A chat's (or group chat's) turns oldest first, every candidate in
+        ``.turn.candidates``."""
         return _aiter(self._store.turns(chat_id, include_removed=include_removed))
 
     def v1_histories(self, character_id: str | None = None) -> AsyncIterator[StoredV1History]:
@@ -233,6 +259,19 @@ class Archive(_Base):
         return self._store.chats(
             character_ids=_listed(characters),
             chat_ids=_listed(chats),
+            include_removed=include_removed,
+        )
+
+    def rooms(
+        self,
+        *,
+        characters: Iterable[str] | None = None,
+        rooms: Iterable[str] | None = None,
+        include_removed: bool = True,
+    ) -> Iterator[StoredRoom]:
+        return self._store.rooms(
+            character_ids=_listed(characters),
+            room_ids=_listed(rooms),
             include_removed=include_removed,
         )
 

@@ -79,8 +79,9 @@ class Planned(Event):
 
 @dataclass(frozen=True)
 class ChatDone(Event):
-    """One chat (or V1 history, ``legacy=True``) is archived; ``status`` is new, changed,
-    unchanged, removed (gone from the server, kept here) or skipped (``since``)."""
+    """One chat (or V1 history, ``legacy=True``; or group chat, ``room=True``) is archived;
+    ``status`` is new, changed, unchanged, removed (gone from the server, kept here) or
+    skipped (``since``)."""
 
     kind: ClassVar[str] = "chat"
     chat_id: str
@@ -91,6 +92,7 @@ class ChatDone(Event):
     turns_removed: int
     requests: int
     legacy: bool = False
+    room: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,11 @@ class SyncSummary:
     v1_histories_changed: int = 0
     v1_histories_unchanged: int = 0
     v1_messages: int = 0
+    rooms_new: int = 0
+    rooms_changed: int = 0
+    rooms_unchanged: int = 0
+    rooms_removed: int = 0
+    rooms_skipped: int = 0
     characters: int = 0
     requests: int = 0
     seconds: float = 0.0

@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from ..errors import CharacterNotFound, ChatNotFound
-from ..models import Chat, Persona, Turn, User, V1History, V1Message
+from ..models import Chat, Persona, Room, Turn, User, V1History, V1Message
 from ..models._character import Character
 from . import _schema
 from ._rows import (
@@ -280,27 +280,35 @@ class Store:
 
     # --- account, personas, characters, avatars --------------------------------------------
 
-    def put_account(self, user: User) -> None:
+    def put_account(self, user: User, raw: bytes | None = None) -> None:
+        """Store the account; ``raw`` is the service's JSON of it (None: the model's)."""
+        model = _encode(user)
         with self._tx() as db:
             db.execute("DELETE FROM account WHERE id != ?", (user.id,))
             db.execute(
-                "INSERT INTO account VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "INSERT INTO account (id, username, name, raw, synced_at, model) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
                 "username=excluded.username, name=excluded.name, raw=excluded.raw, "
-                "synced_at=excluded.synced_at",
-                (user.id, user.username, user.name, _encode(user), _now()),
+                "model=excluded.model, synced_at=excluded.synced_at",
+                (user.id, user.username, user.name, raw or model, _now(), model),
             )
 
-    def put_personas(self, personas: Iterable[Persona]) -> None:
-        """Store the account's personas; ones no longer listed are marked removed."""
+    def put_personas(
+        self, personas: Sequence[Persona], raws: Sequence[bytes | None] | None = None
+    ) -> None:
+        """Store the account's personas (``raws``: the service's JSON of each, in order);
+        ones no longer listed are marked removed."""
         now, ids = _now(), []
         with self._tx() as db:
-            for persona in personas:
+            for persona, raw in zip(personas, _raws(raws, len(personas)), strict=True):
                 ids.append(persona.id)
+                model = _encode(persona)
                 db.execute(
-                    "INSERT INTO personas VALUES (?, ?, ?, NULL, ?) ON CONFLICT(id) DO UPDATE "
-                    "SET name=excluded.name, raw=excluded.raw, removed_at=NULL, "
-                    "synced_at=excluded.synced_at",
-                    (persona.id, persona.name, _encode(persona), now),
+                    "INSERT INTO personas (id, name, raw, removed_at, synced_at, model) "
+                    "VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT(id) DO UPDATE "
+                    "SET name=excluded.name, raw=excluded.raw, model=excluded.model, "
+                    "removed_at=NULL, synced_at=excluded.synced_at",
+                    (persona.id, persona.name, raw or model, now, model),
                 )
             marks = ",".join("?" * len(ids))
             db.execute(
@@ -309,17 +317,22 @@ class Store:
                 (now, *ids),
             )
 
-    def put_character(self, character: Character) -> bool:
-        """Store a character's info; True if it is new or changed."""
-        raw = _encode(character)
+    def put_character(self, character: Character, raw: bytes | None = None) -> bool:
+        """Store a character's info (``raw``: the service's JSON of it); True if it is new
+        or changed."""
+        model = _encode(character)
+        raw = raw or model
         old = self._one("SELECT raw FROM characters WHERE id=?", (character.id,))
         with self._tx() as db:
             db.execute(
-                "INSERT INTO characters VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?) "
+                "INSERT INTO characters (id, name, title, greeting, definition, "
+                "avatar_file_name, raw, info_error, removed_at, synced_at, model) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET name=excluded.name, title=excluded.title, "
                 "greeting=excluded.greeting, definition=excluded.definition, "
                 "avatar_file_name=excluded.avatar_file_name, raw=excluded.raw, "
-                "info_error=NULL, removed_at=NULL, synced_at=excluded.synced_at",
+                "model=excluded.model, info_error=NULL, removed_at=NULL, "
+                "synced_at=excluded.synced_at",
                 (
                     character.id,
                     character.name,
@@ -329,6 +342,7 @@ class Store:
                     character.avatar_file_name,
                     raw,
                     _now(),
+                    model,
                 ),
             )
         return old is None or old[0] != raw
@@ -361,9 +375,10 @@ class Store:
 
     # --- chats and turns -------------------------------------------------------------------
 
-    def put_chat(self, chat: Chat, character_name: str = "") -> str:
-        """Store a chat's metadata: ``"new"``, ``"changed"`` or ``"unchanged"``."""
-        raw = _encode(chat)
+    def put_chat(self, chat: Chat, character_name: str = "", raw: bytes | None = None) -> str:
+        """Store a chat's metadata (``raw``: the service's JSON of it): ``"new"``,
+        ``"changed"`` or ``"unchanged"``."""
+        raw = raw or _encode(chat)
         old = self._one("SELECT raw, removed_at FROM chats WHERE id=?", (chat.chat_id,))
         with self._tx() as db:
             db.execute(
@@ -387,19 +402,41 @@ class Store:
                     _now(),
                 ),
             )
-        if old is None:
-            return "new"
-        return "changed" if old[0] != raw or old[1] is not None else "unchanged"
+        return _status(old, raw)
 
-    def chat_complete(self, chat_id: str) -> bool:
-        row = self._one("SELECT complete FROM chats WHERE id=?", (chat_id,))
+    def put_room(self, room: Room, raw: bytes | None = None) -> str:
+        """Store a group chat's metadata and cast (``raw``: the service's JSON of it):
+        ``"new"``, ``"changed"`` or ``"unchanged"``."""
+        model = _encode(room)
+        raw = raw or model
+        old = self._one("SELECT raw, removed_at FROM rooms WHERE id=?", (room.id,))
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO rooms (id, title, raw, complete, removed_at, synced_at, model) "
+                "VALUES (?, ?, ?, 0, NULL, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "title=excluded.title, raw=excluded.raw, model=excluded.model, "
+                "removed_at=NULL, synced_at=excluded.synced_at",
+                (room.id, room.title, raw, _now(), model),
+            )
+            db.execute("DELETE FROM room_characters WHERE room_id=?", (room.id,))
+            db.executemany(
+                "INSERT OR IGNORE INTO room_characters VALUES (?, ?, ?)",
+                [(room.id, c.id, c.name) for c in room.characters],
+            )
+        return _status(old, raw)
+
+    def chat_complete(self, chat_id: str, *, room: bool = False) -> bool:
+        parent = _THREADS[room].parent
+        row = self._one(f"SELECT complete FROM {parent} WHERE id=?", (chat_id,))
         return bool(row and row[0])
 
-    def set_chat_complete(self, chat_id: str, complete: bool) -> None:
-        """Mark a chat's history as fully archived, or (before a sync of it) as in progress:
-        a run killed half-way through a chat then walks that chat's whole history again."""
+    def set_chat_complete(self, chat_id: str, complete: bool, *, room: bool = False) -> None:
+        """Mark a chat's (or, with ``room``, a group chat's) history as fully archived, or
+        (before a sync of it) as in progress: a run killed half-way through a chat then
+        walks that chat's whole history again."""
+        parent = _THREADS[room].parent
         with self._tx() as db:
-            db.execute("UPDATE chats SET complete=? WHERE id=?", (int(complete), chat_id))
+            db.execute(f"UPDATE {parent} SET complete=? WHERE id=?", (int(complete), chat_id))
 
     def chat_ids_of(self, character_id: str, *, include_removed: bool = False) -> list[str]:
         sql = "SELECT id FROM chats WHERE character_id=?"
@@ -407,47 +444,64 @@ class Store:
             sql += " AND removed_at IS NULL"
         return [row[0] for row in self._rows(sql + " ORDER BY id", (character_id,))]
 
-    def mark_chat_removed(self, chat_id: str) -> None:
+    def room_ids(self, *, include_removed: bool = False) -> list[str]:
+        sql = "SELECT id FROM rooms"
+        if not include_removed:
+            sql += " WHERE removed_at IS NULL"
+        return [row[0] for row in self._rows(sql + " ORDER BY id")]
+
+    def mark_chat_removed(self, chat_id: str, *, room: bool = False) -> None:
+        parent = _THREADS[room].parent
         with self._tx() as db:
             db.execute(
-                "UPDATE chats SET removed_at=coalesce(removed_at, ?) WHERE id=?", (_now(), chat_id)
+                f"UPDATE {parent} SET removed_at=coalesce(removed_at, ?) WHERE id=?",
+                (_now(), chat_id),
             )
 
-    def put_turns(self, chat_id: str, turns: Sequence[Turn], newer: int | None) -> PageWrite:
-        """Store one page of turns (newest first, as the server pages them).
+    def put_turns(
+        self,
+        chat_id: str,
+        turns: Sequence[Turn],
+        newer: int | None,
+        raws: Sequence[bytes | None] | None = None,
+        *,
+        room: bool = False,
+    ) -> PageWrite:
+        """Store one page of turns (newest first, as the server pages them) of a chat or,
+        with ``room``, a group chat. ``raws`` is the service's JSON of each turn, in order.
 
         ``newer`` is the position of the turn just newer than this page (None for the
         first page). Committed as one transaction.
         """
+        table, key = _THREADS[room].table, _THREADS[room].key
         ids = tuple(turn.turn_id for turn in turns)
         marks = ",".join("?" * len(ids))
         before = {
             row[0]: row[1:]
             for row in self._rows(
-                f"SELECT turn_id, pos, raw, removed_at FROM turns "
-                f"WHERE chat_id=? AND turn_id IN ({marks})",
+                f"SELECT turn_id, pos, raw, removed_at FROM {table} "
+                f"WHERE {key}=? AND turn_id IN ({marks})",
                 (chat_id, *ids),
             )
         }
-        rows, counts = _turn_rows(chat_id, turns, newer, before)
+        rows, counts = _turn_rows(chat_id, turns, _raws(raws, len(turns)), newer, before)
         with self._tx() as db:
             db.executemany(
-                "INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) "
-                "ON CONFLICT(chat_id, turn_id) DO UPDATE SET pos=excluded.pos, "
-                "create_time=excluded.create_time, author_id=excluded.author_id, "
-                "author_name=excluded.author_name, is_human=excluded.is_human, "
-                "is_pinned=excluded.is_pinned, primary_candidate_id=excluded.primary_candidate_id, "
-                "candidates=excluded.candidates, text=excluded.text, raw=excluded.raw, "
-                "removed_at=NULL",
+                f"INSERT INTO {table} ({key}, {_TURN_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"ON CONFLICT({key}, turn_id) DO UPDATE SET {_TURN_UPDATES}, removed_at=NULL",
                 rows,
             )
         last = rows[-1][2] if rows else newer
         oldest_known = bool(ids) and ids[-1] in before
         return PageWrite(*counts, oldest_known=oldest_known, last_pos=last, ids=ids)
 
-    def remove_missing_turns(self, chat_id: str, seen: set[str], since_pos: int | None) -> int:
+    def remove_missing_turns(
+        self, chat_id: str, seen: set[str], since_pos: int | None, *, room: bool = False
+    ) -> int:
         """Mark removed the turns not ``seen`` at or after ``since_pos`` (None: anywhere)."""
-        sql = "SELECT turn_id FROM turns WHERE chat_id=? AND removed_at IS NULL"
+        table, key = _THREADS[room].table, _THREADS[room].key
+        sql = f"SELECT turn_id FROM {table} WHERE {key}=? AND removed_at IS NULL"
         args: list[Any] = [chat_id]
         if since_pos is not None:
             sql += " AND pos >= ?"
@@ -457,25 +511,29 @@ class Store:
             now = _now()
             with self._tx() as db:
                 db.executemany(
-                    "UPDATE turns SET removed_at=? WHERE chat_id=? AND turn_id=?",
+                    f"UPDATE {table} SET removed_at=? WHERE {key}=? AND turn_id=?",
                     [(now, chat_id, turn_id) for turn_id in gone],
                 )
         return len(gone)
 
     # --- legacy Chat V1 --------------------------------------------------------------------
 
-    def put_v1_history(self, history: V1History) -> str:
-        """Store a V1 history's metadata (not its messages): new / changed / unchanged."""
-        head = msgspec.structs.replace(history, messages=[])
-        raw = _encode(head)
+    def put_v1_history(self, history: V1History, raw: bytes | None = None) -> str:
+        """Store a V1 history's metadata (not its messages; ``raw``: the service's JSON of
+        the history without them): new / changed / unchanged."""
+        model = _encode(msgspec.structs.replace(history, messages=[]))
+        raw = raw or model
         old = self._one(
             "SELECT raw, complete, removed_at FROM v1_histories WHERE id=?", (history.external_id,)
         )
         with self._tx() as db:
             db.execute(
-                "INSERT INTO v1_histories VALUES (?, ?, ?, ?, ?, ?, 0, NULL, ?) "
+                "INSERT INTO v1_histories (id, character_id, title, created, last_interaction, "
+                "raw, complete, removed_at, synced_at, model) "
+                "VALUES (?, ?, ?, ?, ?, ?, 0, NULL, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET title=excluded.title, "
                 "last_interaction=excluded.last_interaction, raw=excluded.raw, "
+                "model=excluded.model, "
                 "complete=CASE WHEN raw=excluded.raw THEN complete ELSE 0 END, "
                 "removed_at=NULL, synced_at=excluded.synced_at",
                 (
@@ -486,15 +544,22 @@ class Store:
                     _iso(history.last_interaction),
                     raw,
                     _now(),
+                    model,
                 ),
             )
         if old is None:
             return "new"
         return "unchanged" if old[0] == raw and old[1] and old[2] is None else "changed"
 
-    def put_v1_messages(self, history_id: str, messages: Sequence[V1Message]) -> tuple[int, int]:
-        """Store every message of a history (oldest first); ones not listed are marked
-        removed. Returns (new or changed, removed); the history is then complete."""
+    def put_v1_messages(
+        self,
+        history_id: str,
+        messages: Sequence[V1Message],
+        raws: Sequence[bytes | None] | None = None,
+    ) -> tuple[int, int]:
+        """Store every message of a history (oldest first; ``raws``: the service's JSON of
+        each); ones not listed are marked removed. Returns (new or changed, removed); the
+        history is then complete."""
         before = {
             row[0]: row[1]
             for row in self._rows(
@@ -502,29 +567,23 @@ class Store:
                 (history_id,),
             )
         }
-        rows = [
-            (
-                history_id,
-                m.uuid,
-                i,
-                m.src_name,
-                int(m.is_human),
-                int(m.is_alternative),
-                m.text,
-                _encode(m),
-            )
-            for i, m in enumerate(messages)
-        ]
+        rows = []
+        for i, (m, raw) in enumerate(zip(messages, _raws(raws, len(messages)), strict=True)):
+            model = _encode(m)
+            fields = (m.src_name, int(m.is_human), int(m.is_alternative), m.text)
+            rows.append((history_id, m.uuid, i, *fields, raw or model, model))
         changed = sum(1 for row in rows if before.get(row[1]) != row[7])
         gone = set(before) - {m.uuid for m in messages}
         now = _now()
         with self._tx() as db:
             db.executemany(
-                "INSERT INTO v1_messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL) "
+                "INSERT INTO v1_messages (history_id, uuid, pos, src_name, is_human, "
+                "is_alternative, text, raw, model, removed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) "
                 "ON CONFLICT(history_id, uuid) DO UPDATE SET pos=excluded.pos, "
                 "src_name=excluded.src_name, is_human=excluded.is_human, "
                 "is_alternative=excluded.is_alternative, text=excluded.text, raw=excluded.raw, "
-                "removed_at=NULL",
+                "model=excluded.model, removed_at=NULL",
                 rows,
             )
             db.executemany(
@@ -581,24 +640,27 @@ class Store:
     # --- reading ---------------------------------------------------------------------------
 
     def account(self) -> StoredAccount | None:
-        row = self._one("SELECT id, username, name, raw FROM account LIMIT 1")
-        return None if row is None else StoredAccount(row[0], row[1], row[2] or "", row[3])
+        row = self._one("SELECT id, username, name, raw, model FROM account LIMIT 1")
+        if row is None:
+            return None
+        return StoredAccount(row[0], row[1], row[2] or "", row[3], row[4])
 
     def personas(self) -> Iterator[StoredPersona]:
-        for row in self._rows("SELECT id, name, raw, removed_at FROM personas ORDER BY id"):
-            yield StoredPersona(row[0], row[1], row[2], row[3] is not None)
+        sql = "SELECT id, name, raw, removed_at, model FROM personas ORDER BY id"
+        for row in self._rows(sql):
+            yield StoredPersona(row[0], row[1], row[2], row[3] is not None, row[4])
 
     def characters(self, ids: Iterable[str] | None = None) -> Iterator[StoredCharacter]:
         """Characters by name (then id); only ``ids`` if given (CharacterNotFound if one is
         not in the archive)."""
-        sql = "SELECT id, name, avatar_file_name, raw, removed_at FROM characters"
+        sql = "SELECT id, name, avatar_file_name, raw, removed_at, model FROM characters"
         args: list[str] = []
         if ids is not None:
             args = list(dict.fromkeys(ids))
             self._require("characters", args, CharacterNotFound)
             sql += f" WHERE id IN ({','.join('?' * len(args))})"
         for row in self._rows(sql + " ORDER BY name, id", args):
-            yield StoredCharacter(row[0], row[1], row[2], row[3], row[4] is not None)
+            yield StoredCharacter(row[0], row[1], row[2], row[3], row[4] is not None, model=row[5])
 
     def avatar(self, file_name: str | None) -> bytes | None:
         if not file_name:
@@ -650,41 +712,89 @@ class Store:
                 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] is not None, bool(r[8]), r[9]
             )
 
+    def is_room(self, chat_id: str) -> bool:
+        """Whether ``chat_id`` names an archived group chat (ids of chats and rooms are
+        UUIDs from one space)."""
+        return self._one("SELECT 1 FROM rooms WHERE id=?", (chat_id,)) is not None
+
     def turns(self, chat_id: str, *, include_removed: bool = False) -> Iterator[StoredTurn]:
-        """A chat's turns, oldest first, streamed from the file."""
-        sql = "SELECT turn_id, pos, raw, removed_at FROM turns WHERE chat_id=?"
+        """A chat's (or group chat's) turns, oldest first, streamed from the file."""
+        thread = _THREADS[self.is_room(chat_id)]
+        sql = f"SELECT turn_id, pos, raw, removed_at FROM {thread.table} WHERE {thread.key}=?"
         if not include_removed:
             sql += " AND removed_at IS NULL"
         for row in self._rows(sql + " ORDER BY pos", (chat_id,)):
             yield StoredTurn(chat_id, row[0], row[1], row[2], row[3] is not None)
 
-    def turn_raws(self, chat_id: str) -> Iterator[bytes]:
-        """The raw JSON of a chat's live turns, oldest first: the exporters' fast path."""
+    def turn_raws(self, chat_id: str, *, room: bool = False) -> Iterator[bytes]:
+        """The raw JSON of a chat's (``room``: a group chat's) live turns, oldest first:
+        the exporters' fast path."""
+        thread = _THREADS[room]
         for row in self._rows(
-            "SELECT raw FROM turns WHERE chat_id=? AND removed_at IS NULL ORDER BY pos", (chat_id,)
+            f"SELECT raw FROM {thread.table} WHERE {thread.key}=? AND removed_at IS NULL "
+            "ORDER BY pos",
+            (chat_id,),
         ):
             yield row[0]
 
     def v1_histories(self, character_id: str | None = None) -> Iterator[StoredV1History]:
-        sql = "SELECT id, character_id, title, created, raw, removed_at FROM v1_histories"
+        sql = "SELECT id, character_id, title, created, raw, removed_at, model FROM v1_histories"
         args: tuple[str, ...] = ()
         if character_id is not None:
             sql, args = sql + " WHERE character_id=?", (character_id,)
         for r in self._rows(sql + " ORDER BY character_id, created, id", args):
-            yield StoredV1History(r[0], r[1], r[2] or "", r[3], r[4], r[5] is not None)
+            yield StoredV1History(r[0], r[1], r[2] or "", r[3], r[4], r[5] is not None, r[6])
 
     def v1_messages(
         self, history_id: str, *, include_removed: bool = False
     ) -> Iterator[StoredV1Message]:
-        sql = "SELECT uuid, pos, raw, removed_at FROM v1_messages WHERE history_id=?"
+        sql = "SELECT uuid, pos, raw, removed_at, model FROM v1_messages WHERE history_id=?"
         if not include_removed:
             sql += " AND removed_at IS NULL"
         for r in self._rows(sql + " ORDER BY pos", (history_id,)):
-            yield StoredV1Message(history_id, r[0], r[1], r[2], r[3] is not None)
+            yield StoredV1Message(history_id, r[0], r[1], r[2], r[3] is not None, r[4])
 
-    def rooms(self) -> Iterator[StoredRoom]:
-        for r in self._rows("SELECT id, title, raw, removed_at FROM rooms ORDER BY id"):
-            yield StoredRoom(r[0], r[1] or "", r[2], r[3] is not None)
+    def rooms(
+        self,
+        *,
+        room_ids: Iterable[str] | None = None,
+        character_ids: Iterable[str] | None = None,
+        include_removed: bool = True,
+    ) -> Iterator[StoredRoom]:
+        """Group chats by title, then id: only ``room_ids`` (ChatNotFound for one the
+        archive lacks), or only those whose cast has one of ``character_ids``."""
+        where, args = ["1"], []
+        if room_ids is not None:
+            wanted = list(dict.fromkeys(room_ids))
+            self._require("rooms", wanted, ChatNotFound)
+            where.append(f"r.id IN ({','.join('?' * len(wanted))})")
+            args += wanted
+        if character_ids is not None:
+            wanted = list(dict.fromkeys(character_ids))
+            where.append(
+                "r.id IN (SELECT room_id FROM room_characters WHERE character_id IN "
+                f"({','.join('?' * len(wanted))}))"
+            )
+            args += wanted
+        if not include_removed:
+            where.append("r.removed_at IS NULL")
+        sql = (
+            "SELECT r.id, r.title, r.raw, r.removed_at, r.model, r.complete, "
+            "(SELECT count(*) FROM room_turns t WHERE t.room_id=r.id AND t.removed_at IS NULL), "
+            "(SELECT min(create_time) FROM room_turns t WHERE t.room_id=r.id) "
+            f"FROM rooms r WHERE {' AND '.join(where)} ORDER BY r.title, r.id"
+        )
+        for r in self._rows(sql, args):
+            cast = tuple(
+                (c[0], c[1] or "")
+                for c in self._rows(
+                    "SELECT character_id, name FROM room_characters WHERE room_id=? ORDER BY rowid",
+                    (r[0],),
+                )
+            )
+            yield StoredRoom(
+                r[0], r[1] or "", r[2], r[3] is not None, r[4], bool(r[5]), r[6], r[7], cast
+            )
 
     def runs(self) -> list[dict[str, Any]]:
         """The sync runs recorded in the archive, oldest first, with their errors."""
@@ -720,17 +830,20 @@ class Store:
         yield f"schema {self.schema_version}"
         for table, columns, order in _CANONICAL:
             where = ""
-            if not include_removed and "removed_at" in columns:
-                where = " WHERE removed_at IS NULL" + _LIVE_PARENT.get(table, "")
+            if not include_removed:
+                live = ["removed_at IS NULL"] if "removed_at" in columns else []
+                live += [_LIVE_PARENT[table]] if table in _LIVE_PARENT else []
+                where = " WHERE " + " AND ".join(live) if live else ""
             for row in self._rows(f"SELECT {columns} FROM {table}{where} ORDER BY {order}"):
                 yield table + " " + _plain_encode([_plain(v) for v in row]).decode()
 
 
 # Children of a removed chat or history are gone from the server with it.
 _LIVE_PARENT = {
-    "turns": " AND chat_id IN (SELECT id FROM chats WHERE removed_at IS NULL)",
-    "v1_messages": " AND history_id IN (SELECT id FROM v1_histories WHERE removed_at IS NULL)",
-    "room_turns": " AND room_id IN (SELECT id FROM rooms WHERE removed_at IS NULL)",
+    "turns": "chat_id IN (SELECT id FROM chats WHERE removed_at IS NULL)",
+    "v1_messages": "history_id IN (SELECT id FROM v1_histories WHERE removed_at IS NULL)",
+    "room_characters": "room_id IN (SELECT id FROM rooms WHERE removed_at IS NULL)",
+    "room_turns": "room_id IN (SELECT id FROM rooms WHERE removed_at IS NULL)",
 }
 
 
@@ -739,11 +852,12 @@ def _plain(value: Any) -> Any:
 
 
 _CANONICAL = (
-    ("account", "id, username, name, raw", "id"),
-    ("personas", "id, name, raw, removed_at IS NOT NULL", "id"),
+    ("account", "id, username, name, raw, model", "id"),
+    ("personas", "id, name, raw, model, removed_at IS NOT NULL", "id"),
     (
         "characters",
-        "id, name, title, greeting, definition, avatar_file_name, raw, removed_at IS NOT NULL",
+        "id, name, title, greeting, definition, avatar_file_name, raw, model, "
+        "removed_at IS NOT NULL",
         "id",
     ),
     ("avatars", "file_name, hex(data)", "file_name"),
@@ -761,21 +875,22 @@ _CANONICAL = (
     ),
     (
         "v1_histories",
-        "id, character_id, title, created, last_interaction, raw, complete, removed_at IS NOT NULL",
+        "id, character_id, title, created, last_interaction, raw, model, complete, "
+        "removed_at IS NOT NULL",
         "id",
     ),
     (
         "v1_messages",
-        "history_id, uuid, pos, src_name, is_human, is_alternative, text, raw, "
+        "history_id, uuid, pos, src_name, is_human, is_alternative, text, raw, model, "
         "removed_at IS NOT NULL",
         "history_id, pos, uuid",
     ),
-    ("rooms", "id, title, raw, complete, removed_at IS NOT NULL", "id"),
+    ("rooms", "id, title, raw, model, complete, removed_at IS NOT NULL", "id"),
     ("room_characters", "room_id, character_id, name", "room_id, character_id"),
     (
         "room_turns",
-        "room_id, turn_id, pos, create_time, author_id, author_name, is_human, candidates, "
-        "text, raw, removed_at IS NOT NULL",
+        "room_id, turn_id, pos, create_time, author_id, author_name, is_human, is_pinned, "
+        "primary_candidate_id, candidates, text, raw, removed_at IS NOT NULL",
         "room_id, pos, turn_id",
     ),
 )
@@ -785,9 +900,46 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else _plain_encode(value)[1:-1].decode()
 
 
+@dataclass(frozen=True)
+class _Thread:
+    """Where the turns of one kind of conversation live: Chat V2 chats or group chats."""
+
+    parent: str
+    table: str
+    key: str
+
+
+_THREADS = {
+    False: _Thread("chats", "turns", "chat_id"),
+    True: _Thread("rooms", "room_turns", "room_id"),
+}
+_TURN_COLUMNS = (
+    "turn_id, pos, create_time, author_id, author_name, is_human, is_pinned, "
+    "primary_candidate_id, candidates, text, raw"
+)
+_TURN_UPDATES = ", ".join(f"{column}=excluded.{column}" for column in _TURN_COLUMNS.split(", ")[1:])
+
+
+def _raws(raws: Sequence[bytes | None] | None, count: int) -> Sequence[bytes | None]:
+    """The service's JSON of each of ``count`` objects (None where it was not captured)."""
+    if raws is None:
+        return [None] * count
+    if len(raws) != count:
+        raise ValueError(f"{len(raws)} raw bodies for {count} objects")
+    return raws
+
+
+def _status(old: tuple[Any, ...] | None, raw: bytes) -> str:
+    """new / changed / unchanged, from the row before (raw, removed_at) and the new raw."""
+    if old is None:
+        return "new"
+    return "changed" if old[0] != raw or old[1] is not None else "unchanged"
+
+
 def _turn_rows(
     chat_id: str,
     turns: Sequence[Turn],
+    raws: Sequence[bytes | None],
     newer: int | None,
     before: dict[str, tuple[Any, ...]],
 ) -> tuple[list[tuple[Any, ...]], tuple[tuple[str, ...], tuple[str, ...], int]]:
@@ -796,8 +948,8 @@ def _turn_rows(
     new: list[str] = []
     changed: list[str] = []
     unchanged = 0
-    for turn in turns:
-        raw = _encode(turn)
+    for turn, sent in zip(turns, raws, strict=True):
+        raw = sent or _encode(turn)
         newer = turn_position(turn.create_time, newer)
         old = before.get(turn.turn_id)
         if old is None:

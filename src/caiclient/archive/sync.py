@@ -1,23 +1,22 @@
 """The sync engine: bring an archive up to date from the account (docs/archive.md).
 
-A run enumerates what the account can read (the account, personas, the characters of
-recent chats, your own characters and every character already archived; for each one its
-info, avatar, every Chat V2 chat including archived ones, and its legacy V1 histories),
-then walks each chat's history newest page first and stores every page as it arrives.
+A run enumerates what the account can read: the account, personas, the group chats
+(rooms) you are in, and the characters of your recent chats, of every chat
+(``characters.recent``, which also names characters whose chats are all archived), your
+own, the casts of your rooms and every character already archived; for each character its
+info, avatar, every Chat V2 chat including archived ones, and its legacy V1 histories.
+Then it walks each chat's and room's history newest page first and stores every page as it
+arrives, each object with the JSON the service sent (``raw``, see :mod:`._source`).
 
-Incremental rule: a chat whose history is complete in the archive is re-read from its
-newest page back until ``recheck_pages`` pages have been read *and* the page just read
-reaches turns already archived. New turns, and swipes, edits, pins and deletions inside
-that window, are found; older changes only by ``full=True``. A chat interrupted half-way
-is marked incomplete before its walk begins, so the next run walks it whole.
+Incremental rule: a chat (or room) whose history is complete in the archive is re-read
+from its newest page back until ``recheck_pages`` pages have been read *and* the page just
+read reaches turns already archived. New turns, and swipes, edits, pins and deletions
+inside that window, are found; older changes only by ``full=True``. A chat interrupted
+half-way is marked incomplete before its walk begins, so the next run walks it whole.
 
-Every request goes through one :class:`Pacer`: a concurrency cap, a minimum spacing
-(``rate`` per second) and a shared pause after ``RateLimited`` (its ``retry_after``) or
-``BlockedError`` (growing backoff). An error on one chat is recorded and the run goes on;
-an authentication error or a block that outlasts the backoff stops the run (``fatal``).
-
-Rooms (group chats, docs/protocol.md §9): the schema holds them, but there is no
-``client.rooms`` to read them with yet. FOLLOW-UP: sync them once issue 13 lands.
+Every request goes through one :class:`Pacer`. An error on one chat is recorded and the
+run goes on; an authentication error or a block that outlasts the backoff stops the run
+(``fatal``).
 """
 
 from __future__ import annotations
@@ -39,10 +38,10 @@ from ..errors import (
     CharacterNotFound,
     ChatNotFound,
     RateLimited,
-    ValidationError,
+    RoomNotFound,
 )
-from ..models import Chat, Turn, V1History
-from ..protocol.retry import Backoff
+from ..models import Chat, Room, Turn, V1History
+from ._pacing import Budget, Pacer, SyncOptions
 from ._source import Source
 from .errors import ArchiveError
 from .events import (
@@ -50,7 +49,6 @@ from .events import (
     ChatFailed,
     Counters,
     Event,
-    Paused,
     Planned,
     StepFailed,
     SyncFinished,
@@ -66,123 +64,6 @@ T = TypeVar("T")
 Progress = Callable[[Event], None]
 
 
-_RATE_LIMIT_BACKOFF = Backoff(initial=5.0, max_delay=120.0, jitter=0.2, attempts=6)
-_BLOCK_BACKOFF = Backoff(initial=30.0, max_delay=300.0, jitter=0.2, attempts=3)
-
-
-@dataclass(frozen=True)
-class SyncOptions:
-    """How a sync runs. Defaults are polite to the live service.
-
-    - ``characters`` / ``chats``: only these (ids); default every chat of the account.
-    - ``since``: skip chats with no activity since then (their newest turn is older).
-    - ``full``: re-read every page of every chat, not just the re-check window.
-    - ``v1``: also archive legacy Chat V1 histories.
-    - ``rate``: at most this many requests per second (None: no limit).
-    - ``concurrency``: requests in flight at once.
-    - ``recheck_pages``: newest pages re-read in every archived chat (swipes, edits, pins).
-    - ``rate_limit_backoff`` / ``block_backoff``: waits after ``RateLimited`` without a
-      ``retry_after``, and after ``BlockedError``; when they run out the error stands.
-    """
-
-    characters: Sequence[str] | None = None
-    chats: Sequence[str] | None = None
-    since: datetime | None = None
-    full: bool = False
-    v1: bool = True
-    avatars: bool = True
-    rate: float | None = 4.0
-    concurrency: int = 4
-    recheck_pages: int = 1
-    rate_limit_backoff: Backoff = _RATE_LIMIT_BACKOFF
-    block_backoff: Backoff = _BLOCK_BACKOFF
-
-    def __post_init__(self) -> None:
-        if self.rate is not None and not self.rate > 0:
-            raise ValidationError("rate must be a positive number of requests per second, or None")
-        if not 1 <= self.concurrency <= 64:
-            raise ValidationError("concurrency must be between 1 and 64")
-        if self.recheck_pages < 1:
-            raise ValidationError("recheck_pages must be at least 1")
-        if self.characters is not None and self.chats is not None:
-            raise ValidationError("give characters or chats, not both")
-        for value in (*(self.characters or ()), *(self.chats or ())):
-            if not isinstance(value, str) or not value.strip():
-                raise ValidationError(f"not an id: {value!r}")
-        if self.since is not None and not isinstance(self.since, datetime):
-            raise ValidationError("since must be a datetime")
-
-    @property
-    def mode(self) -> str:
-        return "full" if self.full else "incremental"
-
-
-class _Budget:
-    """The retries one logical request may still spend on rate limits and blocks."""
-
-    def __init__(self, options: SyncOptions) -> None:
-        self._rate = options.rate_limit_backoff.delays()
-        self._block = options.block_backoff.delays()
-
-    def wait_for(self, exc: Exception) -> tuple[float, str] | None:
-        if isinstance(exc, BlockedError):
-            wait = next(self._block, None)
-            return None if wait is None else (wait, "blocked")
-        planned = next(self._rate, None)
-        if planned is None:
-            return None
-        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
-        return (planned if retry_after is None else retry_after), "rate limited"
-
-
-class Pacer:
-    """Every request of a run: a concurrency cap, a minimum spacing, a shared pause."""
-
-    def __init__(self, options: SyncOptions, counters: Counters, emit: Progress) -> None:
-        self._options = options
-        self._counters = counters
-        self._emit = emit
-        self._slots = asyncio.Semaphore(options.concurrency)
-        self._interval = 1.0 / options.rate if options.rate else 0.0
-        self._next = 0.0
-        self._resume_at = 0.0
-
-    async def _turn(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            wait = max(self._resume_at, self._next) - loop.time()
-            if wait <= 0:
-                break
-            await asyncio.sleep(wait)
-        self._next = loop.time() + self._interval
-
-    async def once(self, call: Callable[[], Awaitable[T]]) -> T:
-        """One request, when the cap, the spacing and any pause allow."""
-        async with self._slots:
-            await self._turn()
-            self._counters.requests += 1
-            return await call()
-
-    async def call(self, call: Callable[[], Awaitable[T]], budget: _Budget | None = None) -> T:
-        """One request, retried after rate limits and blocks while the budget lasts."""
-        budget = budget or _Budget(self._options)
-        while True:
-            try:
-                return await self.once(call)
-            except (RateLimited, BlockedError) as exc:
-                self.back_off(exc, budget)
-
-    def back_off(self, exc: RateLimited | BlockedError, budget: _Budget) -> None:
-        """Pause every request for the budget's next wait, or re-raise ``exc`` if spent."""
-        planned = budget.wait_for(exc)
-        if planned is None:
-            raise exc
-        wait, reason = planned
-        loop = asyncio.get_running_loop()
-        self._resume_at = max(self._resume_at, loop.time() + wait)
-        self._emit(Paused(self._counters, wait, reason))
-
-
 @dataclass
 class _Walk:
     seen: set[str] = field(default_factory=set)
@@ -196,10 +77,22 @@ class _Walk:
 
 @dataclass(frozen=True)
 class _Work:
+    """One thing to archive: a chat, a V1 history or a room (exactly one is set)."""
+
     chat: Chat | None
     history: V1History | None
     character_id: str
     status: str
+    room: Room | None = None
+
+    @property
+    def id(self) -> str:
+        if self.chat is not None:
+            return self.chat.chat_id
+        if self.room is not None:
+            return self.room.id
+        assert self.history is not None
+        return self.history.external_id
 
 
 class _Fatal(Exception):
@@ -253,6 +146,8 @@ class _Run:
         self.pacer = Pacer(options, self.counters, self.emit)
         self.run_id = 0
         self._started = time.monotonic()
+        # Room ids the server listed (None: the listing failed): never looked up as chats.
+        self._listed_rooms: set[str] | None = None
 
     def emit(self, event: Event) -> None:
         self.counters.elapsed = time.monotonic() - self._started
@@ -285,7 +180,8 @@ class _Run:
         status = "ok"
         try:
             await self._account()
-            work = await self._plan()
+            rooms = await self._rooms()
+            work = await self._plan(rooms)
             await _pool(work, self._do, self.options.concurrency)
         except _Fatal as fatal:
             self.summary.fatal = fatal.issue
@@ -308,22 +204,24 @@ class _Run:
 
     async def _account(self) -> None:
         try:
-            user = await self._request(self.source.me)
+            user, raw = await self._request(self.source.me)
         except CaiError as exc:
             self.store.record_error(self.run_id, "account", None, exc)
             raise _Fatal(SyncIssue("account", None, type(exc).__name__, str(exc))) from exc
-        self.store.put_account(user)
+        self.store.put_account(user, raw)
         if self.options.characters is None and self.options.chats is None:
             try:
-                self.store.put_personas(await self._request(self.source.personas))
+                personas = await self._request(self.source.personas)
             except CaiError as exc:
                 self._step_failed("personas", None, exc)
+            else:
+                self.store.put_personas(personas.items, personas.raws)
 
-    async def _plan(self) -> list[_Work]:
-        """Which characters to visit, then each one's chats and histories."""
+    async def _plan(self, rooms: list[_Work]) -> list[_Work]:
+        """Which characters to visit, then each one's chats and histories; and the rooms."""
         if self.options.chats is not None:
-            return await self._plan_chats(self.options.chats)
-        ids = list(self.options.characters or await self._discover())
+            return await self._plan_chats(self.options.chats, rooms)
+        ids = list(self.options.characters or await self._discover(rooms))
         work: list[_Work] = []
 
         async def visit(character_id: str) -> None:
@@ -331,19 +229,22 @@ class _Run:
 
         await _pool(ids, visit, self.options.concurrency)
         self.summary.characters = len(ids)
+        work = sorted(work, key=lambda w: (w.character_id, w.status, w.id)) + rooms
         self._planned(work, len(ids))
-        return sorted(work, key=lambda w: (w.character_id, w.status, _work_id(w)))
+        return work
 
     def _planned(self, work: list[_Work], characters: int) -> None:
         self.counters.chats_total = len(work)
         legacy = sum(1 for w in work if w.history is not None)
         self.emit(Planned(self.counters, characters, legacy))
 
-    async def _discover(self) -> list[str]:
-        """Every character worth visiting: recent chats, your own, everything archived."""
+    async def _discover(self, rooms: list[_Work]) -> list[str]:
+        """Every character worth visiting: those of recent chats and of every chat, your
+        own, the casts of your rooms, and everything archived."""
         found: dict[str, None] = {}
         for step, call in (
             ("recent chats", self.source.recent_chats),
+            ("recent characters", self.source.recent_characters),
             ("my characters", self.source.my_characters),
         ):
             try:
@@ -353,6 +254,9 @@ class _Run:
                 continue
             for item in items:
                 found[item.character_id if isinstance(item, Chat) else item.id] = None
+        for work in rooms:
+            assert work.room is not None
+            found.update(dict.fromkeys(work.room.character_ids))
         for character_id in self.store.known_character_ids():
             found[character_id] = None
         return sorted(found)
@@ -366,7 +270,7 @@ class _Run:
 
     async def _character_info(self, character_id: str) -> None:
         try:
-            character = await self._request(lambda: self.source.character(character_id))
+            character, raw = await self._request(lambda: self.source.character(character_id))
         except CharacterNotFound as exc:
             # Deleted or made private: its chats may still be readable; keep what we have.
             self.store.put_character_stub(character_id, "")
@@ -375,7 +279,7 @@ class _Run:
         except CaiError as exc:
             self._step_failed("character", character_id, exc)
             return
-        self.store.put_character(character)
+        self.store.put_character(character, raw)
         name = character.avatar_file_name
         if not self.options.avatars or not name or self.store.has_avatar(name):
             return
@@ -394,11 +298,11 @@ class _Run:
             self._step_failed("chats", character_id, exc)
             return []
         work = [
-            _Work(chat, None, character_id, self.store.put_chat(chat))
-            for chat in chats
+            _Work(chat, None, character_id, self.store.put_chat(chat, raw=raw))
+            for chat, raw in zip(chats.items, chats.raws, strict=True)
             if only is None or chat.chat_id in only
         ]
-        listed = {chat.chat_id for chat in chats}
+        listed = {chat.chat_id for chat in chats.items}
         if only is None:
             missing = [c for c in self.store.chat_ids_of(character_id) if c not in listed]
         else:
@@ -427,16 +331,19 @@ class _Run:
         except CaiError as exc:
             self._step_failed("v1 histories", character_id, exc)
             return []
-        self.store.mark_v1_removed(character_id, {h.external_id for h in histories})
+        self.store.mark_v1_removed(character_id, {h.external_id for h in histories.items})
         return [
-            _Work(None, history, character_id, self.store.put_v1_history(history))
-            for history in histories
+            _Work(None, history, character_id, self.store.put_v1_history(history, raw))
+            for history, raw in zip(histories.items, histories.raws, strict=True)
         ]
 
-    async def _plan_chats(self, chat_ids: Sequence[str]) -> list[_Work]:
-        """``chats=[…]``: each chat's character, then only those chats of its list."""
+    async def _plan_chats(self, chat_ids: Sequence[str], rooms: list[_Work]) -> list[_Work]:
+        """``chats=[…]``: rooms among them as listed; for the others each chat's character,
+        then only those chats of its list."""
         wanted: dict[str, set[str]] = {}
         for chat_id in dict.fromkeys(chat_ids):
+            if self._is_room(chat_id):
+                continue
             chat = await self._selected_chat(chat_id)
             if chat is not None:
                 wanted.setdefault(chat.character_id, set()).add(chat_id)
@@ -444,14 +351,20 @@ class _Run:
         for character_id, only in sorted(wanted.items()):
             await self._character_info(character_id)
             work += await self._chats_of(character_id, only)
+        work += rooms
         self.summary.characters = len(wanted)
         self._planned(work, len(wanted))
         return work
 
+    def _is_room(self, chat_id: str) -> bool:
+        listed = self._listed_rooms
+        return (listed is not None and chat_id in listed) or self.store.is_room(chat_id)
+
     async def _selected_chat(self, chat_id: str) -> Chat | None:
         """A chat named by id, or None (recorded: unknown; or marked removed if archived)."""
         try:
-            return await self._request(lambda: self.source.chat(chat_id))
+            chat, _ = await self._request(lambda: self.source.chat(chat_id))
+            return chat
         except ChatNotFound as exc:
             if not self._archived(chat_id):
                 self._fail("chat", chat_id, exc)
@@ -468,52 +381,91 @@ class _Run:
         except ChatNotFound:
             return False
 
+    # --- rooms ----------------------------------------------------------------------------
+
+    async def _rooms(self) -> list[_Work]:
+        """The group chats to visit (docs/protocol.md §9), their metadata stored as listed;
+        archived ones the server no longer lists (deleted, or left) are marked removed."""
+        try:
+            listed = await self._request(self.source.rooms)
+        except CaiError as exc:
+            self._step_failed("rooms", None, exc)
+            return []
+        self._listed_rooms = {room.id for room in listed.items}
+        work = [
+            _Work(None, None, "", self.store.put_room(room, raw), room=room)
+            for room, raw in zip(listed.items, listed.raws, strict=True)
+            if self._room_selected(room.id, room.character_ids)
+        ]
+        for stored in self.store.rooms(include_removed=False):
+            cast = [character_id for character_id, _ in stored.characters]
+            if stored.id not in self._listed_rooms and self._room_selected(stored.id, cast):
+                self.store.mark_chat_removed(stored.id, room=True)
+                self.summary.rooms_removed += 1
+                self.emit(ChatDone(self.counters, stored.id, "", "removed", 0, 0, 0, 0, room=True))
+        return sorted(work, key=lambda w: w.id)
+
+    def _room_selected(self, room_id: str, cast: Iterable[str]) -> bool:
+        if self.options.chats is not None:
+            return room_id in self.options.chats
+        if self.options.characters is not None:
+            return bool(set(cast) & set(self.options.characters))
+        return True
+
     # --- one chat --------------------------------------------------------------------------
 
     async def _do(self, work: _Work) -> None:
         try:
             if work.chat is not None:
-                await self._chat(work.chat, work.status)
+                await self._chat(work.chat.chat_id, work.character_id, work.status)
+            elif work.room is not None:
+                await self._chat(work.room.id, "", work.status, room=True)
             elif work.history is not None:
                 await self._history(work.history, work.status)
+        except RoomNotFound:
+            # Deleted (or left) between the listing and its history: kept, marked removed.
+            self.store.mark_chat_removed(work.id, room=True)
+            self.summary.rooms_removed += 1
+            self.emit(ChatDone(self.counters, work.id, "", "removed", 0, 0, 0, 1, room=True))
         except CaiError as exc:
-            issue = self._fail("chat", _work_id(work), exc)
+            issue = self._fail("room" if work.room else "chat", work.id, exc)
             self.emit(
-                ChatFailed(
-                    self.counters, _work_id(work), work.character_id, issue.error, issue.message
-                )
+                ChatFailed(self.counters, work.id, work.character_id, issue.error, issue.message)
             )
         finally:
             self.counters.chats_done += 1
 
-    async def _chat(self, chat: Chat, meta: str) -> None:
-        chat_id = chat.chat_id
-        was_complete = self.store.chat_complete(chat_id)
+    async def _chat(
+        self, chat_id: str, character_id: str, meta: str, *, room: bool = False
+    ) -> None:
+        was_complete = self.store.chat_complete(chat_id, room=room)
         full_pass = self.options.full or not was_complete
-        self.store.set_chat_complete(chat_id, False)
-        walk, budget = _Walk(), _Budget(self.options)
+        self.store.set_chat_complete(chat_id, False, room=room)
+        walk, budget = _Walk(), Budget(self.options)
         while True:
             try:
-                await self._walk(chat_id, full_pass, walk)
+                await self._walk(chat_id, full_pass, walk, room)
                 break
             except (RateLimited, BlockedError) as exc:
                 self.pacer.back_off(exc, budget)
         if walk.skipped:
-            self.store.set_chat_complete(chat_id, was_complete)
-            self.summary.chats_skipped += 1
-            self.emit(
-                ChatDone(
-                    self.counters, chat_id, chat.character_id, "skipped", 0, 0, 0, walk.requests
-                )
-            )
+            self.store.set_chat_complete(chat_id, was_complete, room=room)
+            if room:
+                self.summary.rooms_skipped += 1
+            else:
+                self.summary.chats_skipped += 1
+            counts = (0, 0, 0, walk.requests)
+            self.emit(ChatDone(self.counters, chat_id, character_id, "skipped", *counts, room=room))
             return
         removed = self.store.remove_missing_turns(
-            chat_id, walk.seen, None if walk.exhausted else walk.oldest
+            chat_id, walk.seen, None if walk.exhausted else walk.oldest, room=room
         )
-        self.store.set_chat_complete(chat_id, True)
-        self._count_chat(chat, meta, walk, removed)
+        self.store.set_chat_complete(chat_id, True, room=room)
+        self._count_chat(chat_id, character_id, meta, walk, removed, room)
 
-    def _count_chat(self, chat: Chat, meta: str, walk: _Walk, removed: int) -> None:
+    def _count_chat(
+        self, chat_id: str, character_id: str, meta: str, walk: _Walk, removed: int, room: bool
+    ) -> None:
         changed = walk.changed - walk.new
         if meta == "new":
             status = "new"
@@ -522,28 +474,23 @@ class _Run:
         else:
             status = "unchanged"
         s = self.summary
-        s.chats_new += status == "new"
-        s.chats_changed += status == "changed"
-        s.chats_unchanged += status == "unchanged"
+        if room:
+            s.rooms_new += status == "new"
+            s.rooms_changed += status == "changed"
+            s.rooms_unchanged += status == "unchanged"
+        else:
+            s.chats_new += status == "new"
+            s.chats_changed += status == "changed"
+            s.chats_unchanged += status == "unchanged"
         s.turns_new += len(walk.new)
         s.turns_changed += len(changed)
         s.turns_removed += removed
-        self.emit(
-            ChatDone(
-                self.counters,
-                chat.chat_id,
-                chat.character_id,
-                status,
-                len(walk.new),
-                len(changed),
-                removed,
-                walk.requests,
-            )
-        )
+        counts = (len(walk.new), len(changed), removed, walk.requests)
+        self.emit(ChatDone(self.counters, chat_id, character_id, status, *counts, room=room))
 
-    async def _walk(self, chat_id: str, full_pass: bool, walk: _Walk) -> None:
+    async def _walk(self, chat_id: str, full_pass: bool, walk: _Walk, room: bool) -> None:
         """Read pages newest first, storing each; stop where the rule says (module doc)."""
-        pages = self.source.pages(chat_id)
+        pages = self.source.room_pages(chat_id) if room else self.source.pages(chat_id)
         newer: int | None = None
         walk.seen.clear()
         try:
@@ -554,15 +501,15 @@ class _Run:
                 except StopAsyncIteration:
                     walk.exhausted = True
                     return
-                if number == 1 and self._too_old(page):
+                if number == 1 and self._too_old(page.items):
                     walk.skipped = True
                     return
-                write = self.store.put_turns(chat_id, page, newer)
+                write = self.store.put_turns(chat_id, page.items, newer, page.raws, room=room)
                 newer = walk.oldest = write.last_pos
                 walk.seen.update(write.ids)
                 walk.new.update(write.new)
                 walk.changed.update(write.changed)
-                self.counters.turns += len(page)
+                self.counters.turns += len(page.items)
                 if not full_pass and number >= self.options.recheck_pages and write.oldest_known:
                     return
         finally:
@@ -584,49 +531,29 @@ class _Run:
     async def _history(self, history: V1History, status: str) -> None:
         s = self.summary
         character_id = history.character_id
+        history_id = history.external_id
         if self._before_since(history.last_interaction):
             s.chats_skipped += 1
             self.emit(
-                ChatDone(
-                    self.counters, history.external_id, character_id, "skipped", 0, 0, 0, 0, True
-                )
+                ChatDone(self.counters, history_id, character_id, "skipped", 0, 0, 0, 0, True)
             )
             return
         if status == "unchanged" and not self.options.full:
             s.v1_histories_unchanged += 1
-            self.emit(
-                ChatDone(self.counters, history.external_id, character_id, status, 0, 0, 0, 0, True)
-            )
+            self.emit(ChatDone(self.counters, history_id, character_id, status, 0, 0, 0, 0, True))
             return
         messages = await self._request(lambda: self.source.v1_messages(history))
-        changed, removed = self.store.put_v1_messages(history.external_id, messages)
+        changed, removed = self.store.put_v1_messages(history_id, messages.items, messages.raws)
         if status == "unchanged" and (changed or removed):
             status = "changed"
         s.v1_histories_new += status == "new"
         s.v1_histories_changed += status == "changed"
         s.v1_histories_unchanged += status == "unchanged"
         s.v1_messages += changed
-        self.counters.turns += len(messages)
+        self.counters.turns += len(messages.items)
         self.emit(
-            ChatDone(
-                self.counters,
-                history.external_id,
-                character_id,
-                status,
-                changed,
-                0,
-                removed,
-                1,
-                True,
-            )
+            ChatDone(self.counters, history_id, character_id, status, changed, 0, removed, 1, True)
         )
-
-
-def _work_id(work: _Work) -> str:
-    if work.chat is not None:
-        return work.chat.chat_id
-    assert work.history is not None
-    return work.history.external_id
 
 
 async def run_sync(

@@ -140,6 +140,8 @@ def _summary_lines(summary: SyncSummary, path: Path) -> list[str]:
         f"archive: {path}",
         f"chats:   {s.chats_new} new, {s.chats_changed} changed, {s.chats_unchanged} unchanged, "
         f"{s.chats_removed} removed on the server (kept), {s.chats_skipped} skipped",
+        f"rooms:   {s.rooms_new} new, {s.rooms_changed} changed, {s.rooms_unchanged} unchanged, "
+        f"{s.rooms_removed} removed on the server (kept), {s.rooms_skipped} skipped",
         f"turns:   {s.turns_new} new, {s.turns_changed} changed, {s.turns_removed} removed "
         "on the server (kept)",
         f"legacy:  {s.v1_histories_new} new, {s.v1_histories_changed} changed, "
@@ -175,7 +177,13 @@ def _status(summary: SyncSummary) -> int:
     metavar="ID",
     help="Only this character's chats (repeatable).",
 )
-@click.option("--chat", "chats", multiple=True, metavar="ID", help="Only this chat (repeatable).")
+@click.option(
+    "--chat",
+    "chats",
+    multiple=True,
+    metavar="ID",
+    help="Only this chat or group chat (repeatable).",
+)
 @click.option(
     "--archive",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -215,7 +223,7 @@ def backup(
     concurrency: int,
     no_v1: bool,
 ) -> int:
-    """Back up every chat the account can read into a local archive, incrementally.
+    """Back up every chat (group chats too) the account can read, incrementally.
 
     A second run reads only what changed (the newest page of each chat); --full re-reads
     everything. An interrupted run resumes where it stopped. Exits non-zero if any chat
@@ -264,7 +272,13 @@ def backup(
     metavar="ID",
     help="Only this character (repeatable).",
 )
-@click.option("--chat", "chats", multiple=True, metavar="ID", help="Only this chat (repeatable).")
+@click.option(
+    "--chat",
+    "chats",
+    multiple=True,
+    metavar="ID",
+    help="Only this chat or group chat (repeatable).",
+)
 @click.option(
     "--archive",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -40,6 +40,7 @@ __all__ = [
     "parse_saved",
     "parse_trpc_search",
     "parse_vote",
+    "recent",
     "recommended",
     "search",
     "search_legacy",
@@ -109,6 +110,11 @@ def mine(endpoints: Endpoints) -> Request:
 
 def liked(endpoints: Endpoints) -> Request:
     return Request("GET", f"{endpoints.plus}/chat/user/characters/upvoted/")
+
+
+def recent(endpoints: Endpoints) -> Request:
+    """``/chat/characters/recent/``: the characters of your chats (docs/protocol.md §6.5)."""
+    return Request("GET", f"{endpoints.plus}/chat/characters/recent/")
 
 
 def create(endpoints: Endpoints, fields: Mapping[str, Any]) -> Request:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import ValidationError
-from .._rows import StoredCharacter, StoredChat
+from .._rows import StoredCharacter, StoredChat, StoredRoom
 from ..errors import OutputExists
 from ..store import Store
 from . import cai_dump, card, html, markdown, native, ooba, sillytavern
@@ -28,8 +28,9 @@ FORMATS = ("native", "sillytavern", "ooba", "cai-dump", "markdown", "html", "car
 
 @dataclass
 class ExportResult:
-    """What an export wrote: the files (in order), how many chats and turns they hold, and
-    warnings (e.g. an avatar that could not be read, replaced by a plain tile)."""
+    """What an export wrote: the files (in order), how many chats (group chats included)
+    and turns they hold, and warnings (e.g. an avatar that could not be read, replaced by a
+    plain tile; group chats a format cannot hold)."""
 
     format: str
     files: list[Path] = field(default_factory=list)
@@ -50,15 +51,25 @@ class _File:
 
 @dataclass
 class _Plan:
+    """What one export writes. ``chats`` / ``rooms``: the selected ids (None: by
+    ``characters``, or everything)."""
+
     store: Store
     characters: list[str] | None
     chats: list[str] | None
     result: ExportResult
+    rooms: list[str] | None = None
     files: list[_File] = field(default_factory=list)
     _names: dict[str, StoredCharacter] = field(default_factory=dict)
 
     def chat_rows(self) -> Iterator[StoredChat]:
         return self.store.chats(character_ids=self.characters, chat_ids=self.chats)
+
+    def room_rows(self) -> Iterator[StoredRoom]:
+        return self.store.rooms(character_ids=self.characters, room_ids=self.rooms)
+
+    def room_turns(self, room: StoredRoom) -> Iterator[bytes]:
+        return self.counted(self.store.turn_raws(room.id, room=True))
 
     def character(self, character_id: str) -> StoredCharacter | None:
         if character_id not in self._names:
@@ -83,16 +94,40 @@ def chat_stem(chat: StoredChat) -> str:
     return f"{safe_name(chat.character_name, fallback=chat.character_id[:12])}/{safe_name(name)}"
 
 
-def _per_chat(plan: _Plan, suffix: str, render: Callable[[StoredChat], Iterable[bytes]]) -> None:
+def room_stem(room: StoredRoom) -> str:
+    """``group chats/<date> <title> <id>``, beside the characters' folders."""
+    day = (room.create_time or "")[:16].replace("T", " ").replace(":", "h")
+    name = f"{day} {room.title} {room.id[:8]}".replace("  ", " ")
+    return f"group chats/{safe_name(name)}"
+
+
+def _per_chat(
+    plan: _Plan,
+    suffix: str,
+    render: Callable[[StoredChat], Iterable[bytes]],
+    render_room: Callable[[StoredRoom], Iterable[bytes]] | None = None,
+) -> None:
+    """One file per chat, and per room (``render_room``; None: the format has no group
+    chats, which a warning then counts)."""
     for chat in plan.chat_rows():
         plan.result.chats += 1
         plan.files.append(_File(chat_stem(chat) + suffix, lambda c=chat: render(c)))  # type: ignore[misc]
+    rooms = list(plan.room_rows())
+    if render_room is None:
+        if rooms:
+            plan.result.warnings.append(
+                f"{len(rooms)} group chats left out: {plan.result.format} holds one character"
+            )
+        return
+    for room in rooms:
+        plan.result.chats += 1
+        plan.files.append(_File(room_stem(room) + suffix, lambda r=room: render_room(r)))  # type: ignore[misc]
 
 
 def _plan_native(plan: _Plan) -> None:
     from ... import __version__
 
-    now = _now()
+    stamp = {"exported_at": _now(), "tool_version": f"caiclient {__version__}"}
     _per_chat(
         plan,
         ".jsonl",
@@ -100,9 +135,9 @@ def _plan_native(plan: _Plan) -> None:
             chat,
             plan.character(chat.character_id),
             plan.counted(plan.store.turn_raws(chat.id)),
-            exported_at=now,
-            tool_version=f"caiclient {__version__}",
+            **stamp,
         ),
+        lambda room: native.render_room(room, plan.room_turns(room), **stamp),
     )
 
 
@@ -117,6 +152,7 @@ def _plan_sillytavern(plan: _Plan) -> None:
             account,
             plan.counted(plan.store.turn_raws(chat.id)),
         ),
+        lambda room: sillytavern.render_room(room, account, plan.room_turns(room)),
     )
 
 
@@ -133,6 +169,7 @@ def _plan_markdown(plan: _Plan) -> None:
         lambda chat: markdown.render_chat(
             chat, plan.character(chat.character_id), plan.counted(plan.store.turn_raws(chat.id))
         ),
+        lambda room: markdown.render_room(room, plan.room_turns(room)),
     )
 
 
@@ -145,31 +182,46 @@ def _link(chat: StoredChat) -> html.ChatLink:
     return html.ChatLink(href, title, chat.character_name, chat.create_time or "", chat.turns, note)
 
 
+def _room_link(room: StoredRoom) -> html.ChatLink:
+    note = "group chat" + (", deleted on the server" if room.removed else "")
+    cast = ", ".join(room.character_names)
+    title = room.title or f"Group chat with {cast}"
+    href = "chats/" + room_stem(room).replace("/", " - ") + ".html"
+    return html.ChatLink(href, title, cast, room.create_time or "", room.turns, note)
+
+
 def _plan_html(plan: _Plan) -> None:
-    links = [(_link(chat), chat) for chat in plan.chat_rows()]
-    for link, chat in links:
+    links = [(_link(chat), chat.id, False) for chat in plan.chat_rows()]
+    links += [(_room_link(room), room.id, True) for room in plan.room_rows()]
+    for link, chat_id, room in links:
         plan.result.chats += 1
         plan.files.append(
             _File(
                 link.href,
-                lambda lk=link, c=chat: html.render_chat(
-                    lk, plan.counted(plan.store.turn_raws(c.id))
+                lambda lk=link, c=chat_id, r=room: html.render_chat(
+                    lk, plan.counted(plan.store.turn_raws(c, room=r))
                 ),  # type: ignore[misc]
             )
         )
     plan.files.append(
         _File(
             "search-index.js",
-            lambda: html.render_search_index((lk, plan.store.turn_raws(c.id)) for lk, c in links),
+            lambda: html.render_search_index(
+                (lk, plan.store.turn_raws(c, room=r)) for lk, c, r in links
+            ),
         )
     )
-    plan.files.append(_File("index.html", lambda: html.render_index(lk for lk, _ in links)))
+    plan.files.append(_File("index.html", lambda: html.render_index(lk for lk, _, _ in links)))
 
 
 def _selected_characters(plan: _Plan) -> list[StoredCharacter]:
+    """The characters of the selected chats and group chats (or the selected characters)."""
     if plan.chats is not None:
-        ids = sorted({chat.character_id for chat in plan.chat_rows()})
-        return list(plan.store.characters(ids))
+        ids = {chat.character_id for chat in plan.chat_rows()}
+        known = set(plan.store.known_character_ids())
+        for room in plan.room_rows():
+            ids.update(c for c, _ in room.characters if c in known)
+        return list(plan.store.characters(sorted(ids)))
     return list(plan.store.characters(plan.characters))
 
 
@@ -260,11 +312,13 @@ def export(
     if characters is not None and chats is not None:
         raise ValidationError("select characters or chats, not both")
     plan = _Plan(
-        store,
-        None if characters is None else list(characters),
-        None if chats is None else list(chats),
-        ExportResult(format),
+        store, None if characters is None else list(characters), None, ExportResult(format)
     )
+    if chats is not None:
+        # Chat and room ids come from one space (UUIDs): each id names one or the other.
+        chosen = list(dict.fromkeys(chats))
+        plan.rooms = [chat_id for chat_id in chosen if store.is_room(chat_id)]
+        plan.chats = [chat_id for chat_id in chosen if chat_id not in plan.rooms]
     _PLANNERS[format](plan)
     targets = _targets(plan, Path(out))
     if not force:

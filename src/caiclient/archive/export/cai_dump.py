@@ -44,7 +44,7 @@ def v1_messages(
     messages: Iterable[StoredV1Message], character: str, user: str
 ) -> Iterator[dict[str, Any]]:
     for row in messages:
-        m = msgspec.json.decode(row.raw)
+        m = msgspec.json.decode(row.model or row.raw)
         human = bool(m.get("is_human"))
         yield {
             "text": m.get("text", ""),

@@ -28,7 +28,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _fields(character: StoredCharacter) -> dict[str, Any]:
-    info: dict[str, Any] = msgspec.json.decode(character.raw) if character.raw else {}
+    info: dict[str, Any] = msgspec.json.decode(character.info) if character.info else {}
     name = info.get("name") or character.name
     cai = {
         "external_id": character.id,

@@ -5,17 +5,29 @@ Line 1 is the header SillyTavern requires (``user_name``, ``character_name``,
 turns carry every candidate as ``swipes`` (oldest first), ``swipe_id`` pointing at the
 primary one so that ``mes == swipes[swipe_id]``, and an aligned ``swipe_info``. Timestamps
 are the service's (ISO 8601), never the export time. c.ai ids go under ``extra.cai``.
+
+Group chats (rooms) use SillyTavern's group-chat file: the same header and message lines
+(``character_name`` is the room's title; SillyTavern's own group saves put ``chat_metadata``
+there), several speakers, and each character message names its speaker with
+``original_avatar`` (the avatar file SillyTavern gives a card it imports under that name,
+``<name>.png``) and ``force_avatar`` (that file's thumbnail URL), as SillyTavern writes its
+own group messages. Every human in the room is a user message under their own name.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import quote
 
-from .._rows import StoredAccount, StoredCharacter, StoredChat
+from .._rows import StoredAccount, StoredCharacter, StoredChat, StoredRoom
 from ._turns import LiteTurn, chronological, decode_turn, encode
 
-__all__ = ["create_date", "render_chat"]
+__all__ = ["avatar_file", "create_date", "render_chat", "render_room"]
+
+# What SillyTavern's file-name sanitiser removes from a character's name.
+_NOT_IN_FILE_NAMES = re.compile(r'[\x00-\x1f\x7f/\\?<>:*|"]')
 
 
 def create_date(iso: str | None) -> str:
@@ -25,12 +37,17 @@ def create_date(iso: str | None) -> str:
     return f"{iso[:10]}@{iso[11:13]}h{iso[14:16]}m{iso[17:19]}s"
 
 
-def _message(turn: LiteTurn, chat_id: str) -> dict[str, Any]:
+def avatar_file(name: str) -> str:
+    """``<name>.png``: the avatar file SillyTavern names a card it imports as ``name``."""
+    return (_NOT_IN_FILE_NAMES.sub("", name).strip() or "character") + ".png"
+
+
+def _message(turn: LiteTurn, chat_id: str, key: str = "chat_id") -> dict[str, Any]:
     candidates, index = chronological(turn)
     primary = candidates[index] if candidates else None
     author = turn.author
     cai: dict[str, Any] = {
-        "chat_id": chat_id,
+        key: chat_id,
         "turn_id": turn.turn_key.turn_id,
         "candidate_ids": [c.candidate_id for c in candidates],
         "is_pinned": turn.is_pinned,
@@ -82,9 +99,46 @@ def render_chat(
         },
     }
     yield encode(header) + b"\n"
+    yield from _lines(_message(decode_turn(raw), chat.id) for raw in turns)
+
+
+def _group_message(turn: LiteTurn, room_id: str) -> dict[str, Any]:
+    message = _message(turn, room_id, "room_id")
+    message["extra"]["cai"]["author_id"] = turn.author.author_id
+    if not turn.author.is_human:
+        avatar = avatar_file(turn.author.name)
+        message["original_avatar"] = avatar
+        message["force_avatar"] = "/thumbnail?type=avatar&file=" + quote(avatar)
+    return message
+
+
+def render_room(
+    room: StoredRoom, account: StoredAccount | None, turns: Iterable[bytes]
+) -> Iterator[bytes]:
+    """A group chat's file; ``turns``: raw turns, oldest first."""
+    cast = [{"id": character_id, "name": name} for character_id, name in room.characters]
+    header = {
+        "user_name": (account.name or account.username) if account is not None else "You",
+        "character_name": room.title or ", ".join(room.character_names),
+        "create_date": create_date(room.create_time),
+        "chat_metadata": {
+            "cai": {
+                "room_id": room.id,
+                "title": room.title,
+                "characters": cast,
+                "removed": room.removed,
+            }
+        },
+    }
+    yield encode(header) + b"\n"
+    yield from _lines(_group_message(decode_turn(raw), room.id) for raw in turns)
+
+
+def _lines(messages: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    """The messages as JSON lines, a batch at a time."""
     batch: list[bytes] = []
-    for raw in turns:
-        batch.append(encode(_message(decode_turn(raw), chat.id)))
+    for message in messages:
+        batch.append(encode(message))
         if len(batch) >= 256:
             batch.append(b"")
             yield b"\n".join(batch)

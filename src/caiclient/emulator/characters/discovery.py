@@ -19,6 +19,7 @@ from .._http import DJANGO_PREFIXES, ApiError, authenticate, json_response, neo_
 from ..chat.store import CHAT
 from ..store import User
 from ..trpc import TrpcCall, TrpcError, add_procedure
+from ..v1.store import V1
 from .cast import SeedCharacter
 from .catalog import CURATED_CATEGORIES, NOT_FOUND
 from .store import CHARACTERS, CharacterStore, epoch_seconds
@@ -397,17 +398,24 @@ async def upvoted(request: web.Request) -> web.Response:
 
 
 def _recent(request: web.Request, user: User) -> list[dict[str, Any]]:
+    """Every character the caller has a chat with: Chat V2 chats of every state (archived
+    ones too) and legacy V1 histories, by latest activity first (docs/protocol.md §6.5)."""
     catalog = _catalog(request)
-    seen: set[str] = set()
+    last: dict[str, str] = {}
+    for rec in request.app[CHAT].chats_of(user):
+        when = rec.turns[-1].last_update_time if rec.turns else rec.chat.create_time
+        last[rec.chat.character_id] = max(when, last.get(rec.chat.character_id, ""))
+    for history in request.app[V1].histories.values():
+        if history.owner_id == user.id:
+            seen = last.get(history.character_id, "")
+            last[history.character_id] = max(history.last_interaction, seen)
     entries = []
-    for rec in request.app[CHAT].recent(user):
-        character = catalog.visible(user, rec.chat.character_id)
-        if character is None or character.id in seen:
+    for character_id, when in sorted(last.items(), key=lambda item: item[1], reverse=True):
+        character = catalog.visible(user, character_id)
+        if character is None:
             continue
-        seen.add(character.id)
-        last = rec.turns[-1].last_update_time if rec.turns else rec.chat.create_time
         entry = catalog.short(character)
-        entry["max_last_interaction"] = last
+        entry["max_last_interaction"] = when
         entries.append(entry)
     return entries
 
