@@ -19,6 +19,7 @@ __all__ = [
     "authenticate",
     "error_middleware",
     "json_response",
+    "limited_user",
     "neo_error_body",
     "query_count",
     "read_json",
@@ -101,6 +102,18 @@ def authenticate(request: web.Request) -> User:
     user = request.app[STATE].store.users_by_token.get(token or "")
     if user is None:
         raise ApiError(401, {"detail": "Invalid token."}, challenge)
+    return user
+
+
+def limited_user(request: web.Request) -> User:
+    """The caller of a neo REST route, counted against the optional REST rate limit
+    (429 with ``Retry-After`` and ``retry_after_seconds``, as the chat and rooms routes answer)."""
+    user = authenticate(request)
+    wait = request.app[STATE].store.limits.request(user.token)
+    if wait is not None:
+        body = neo_error_body("Rate limit exceeded", 429)
+        body["retry_after_seconds"] = wait
+        raise ApiError(429, body, {"Retry-After": str(wait)})
     return user
 
 

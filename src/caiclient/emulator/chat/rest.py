@@ -14,11 +14,9 @@ from urllib.parse import parse_qsl
 import msgspec
 from aiohttp import web
 
-from .._http import ApiError, authenticate, json_response, neo_error_body, query_count, read_json
+from .._http import ApiError, json_response, limited_user, neo_error_body, query_count, read_json
 from .._util import b64url, b64url_decode, new_id, now_iso
 from ..rooms.store import ROOMS, RoomStore
-from ..state import STATE
-from ..store import User
 from ..wire import Chat, Turn, WireTurnKey, pin_view
 from .store import CHAT, Annotation, ChatRecord, ChatStore
 
@@ -82,20 +80,9 @@ def _store(request: web.Request) -> ChatStore:
     return request.app[CHAT]
 
 
-def _user(request: web.Request) -> User:
-    """The caller, counted against the optional REST rate limit (429 + ``Retry-After``)."""
-    user = authenticate(request)
-    wait = request.app[STATE].store.limits.request(user.token)
-    if wait is not None:
-        body = neo_error_body("Rate limit exceeded", 429)
-        body["retry_after_seconds"] = wait
-        raise ApiError(429, body, {"Retry-After": str(wait)})
-    return user
-
-
 def _chat_by_id(request: web.Request, chat_id: str) -> ChatRecord:
     """The chat if the caller owns it; 404 for unknown *and* foreign chats alike."""
-    rec = _store(request).chat_for(_user(request), chat_id)
+    rec = _store(request).chat_for(limited_user(request), chat_id)
     if rec is None:
         raise _neo_error(404, "Chat not found")
     return rec
@@ -249,7 +236,7 @@ def _with_character(rec: ChatRecord) -> dict[str, Any]:
 async def list_chats(request: web.Request) -> web.Response:
     """``GET /chats/?character_ids=<id>[,<id>…]&num_preview_turns=<n>``: every chat
     (archived too) in creation order, each with up to n newest turns when n is given."""
-    user = _user(request)
+    user = limited_user(request)
     query = _query(request)
     ids = query.get("character_ids")
     wanted = {i for i in ids.split(",") if i} if ids else None
@@ -270,7 +257,7 @@ async def list_chats(request: web.Request) -> web.Response:
 
 async def recent_chats(request: web.Request) -> web.Response:
     """``GET /chats/recent/``: the user's active chats, with character name and avatar."""
-    chats = _store(request).recent(_user(request))
+    chats = _store(request).recent(limited_user(request))
     return json_response({"chats": [_with_character(rec) for rec in chats]})
 
 
@@ -278,7 +265,7 @@ async def recent_chats_with(request: web.Request) -> web.Response:
     """``GET /chats/recent/{character_id}``: the user's active chats with one character,
     newest first; ``{}`` without a ``chats`` key when there are none (§7.3: a maintained
     JS client creates a chat only when the key is absent)."""
-    chats = _store(request).recent(_user(request), request.match_info["character_id"])
+    chats = _store(request).recent(limited_user(request), request.match_info["character_id"])
     return json_response({"chats": [rec.chat for rec in chats]} if chats else {})
 
 
@@ -294,7 +281,7 @@ async def get_turns(request: web.Request) -> web.Response:
     token = query.get("next_token")
     before = decode_cursor(token) if token else None
     pinned = _flag(query, "pinned_only")
-    user = _user(request)
+    user = limited_user(request)
     chat_id = request.match_info["chat_id"]
     rec = _store(request).chat_for(user, chat_id)
     room = request.app[ROOMS].room_for(user, chat_id) if rec is None else None
@@ -378,7 +365,7 @@ async def swipe_annotation(request: web.Request) -> web.Response:
 
 async def remove_annotation(request: web.Request) -> web.Response:
     """``POST /annotation/remove`` ``{"annotation_id", …}`` → ``{}``."""
-    user = _user(request)
+    user = limited_user(request)
     body: _UnannotateBody = await _body(request, _UnannotateBody)
     store = _store(request)
     note = store.annotations.get(body.annotation_id)

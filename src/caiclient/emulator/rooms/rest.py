@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from .._http import ApiError, authenticate, json_response, neo_error_body, read_json
+from .._http import ApiError, json_response, limited_user, neo_error_body, read_json
 from .._util import new_id, now_iso
 from ..characters.cast import SeedCharacter
 from ..state import STATE
@@ -73,17 +73,6 @@ def _error(status: int, comment: str) -> ApiError:
 
 def _rooms(request: web.Request) -> RoomStore:
     return request.app[ROOMS]
-
-
-def _user(request: web.Request) -> User:
-    """The caller, counted against the optional REST rate limit like the chat routes."""
-    user = authenticate(request)
-    wait = request.app[STATE].store.limits.request(user.token)
-    if wait is not None:
-        body = neo_error_body("Rate limit exceeded", 429)
-        body["retry_after_seconds"] = wait
-        raise ApiError(429, body, {"Retry-After": str(wait)})
-    return user
 
 
 def _room_or_404(request: web.Request, user: User) -> RoomRecord:
@@ -151,7 +140,7 @@ def _cast(request: web.Request, user: User, ids: list[str]) -> list[SeedCharacte
 
 async def create_room(request: web.Request) -> web.Response:
     """``POST /muroom/create`` → the new room; the caller is its owner."""
-    user = _user(request)
+    user = limited_user(request)
     body: _CreateBody = await _body(request, _CreateBody)
     if body.visibility not in VISIBILITIES:
         raise _error(400, "Invalid visibility")
@@ -186,7 +175,7 @@ async def create_room(request: web.Request) -> web.Response:
 
 async def list_rooms(request: web.Request) -> web.Response:
     """``GET /murooms/?include_turns=false`` → ``{"rooms": [...]}`` of the caller's rooms."""
-    user = _user(request)
+    user = limited_user(request)
     include = request.query.get("include_turns", "true").lower() not in ("false", "0")
     rooms = _rooms(request)
     views = [room_view(rooms, rec, include_turns=include) for rec in rooms.rooms_of(user)]
@@ -256,7 +245,7 @@ def _patch_cast(request: web.Request, user: User, characters: list[str], op: _Pa
 async def patch_room(request: web.Request) -> web.Response:
     """``PATCH /muroom/{id}/`` with a JSON-Patch array: rename, add/remove characters,
     change settings."""
-    user = _user(request)
+    user = limited_user(request)
     rec = _room_or_404(request, user)
     ops: list[_PatchOp] = await _body(request, list[_PatchOp])
     title, characters = _plan(request, user, rec, ops)
@@ -279,7 +268,7 @@ async def patch_room(request: web.Request) -> web.Response:
 
 async def delete_room(request: web.Request) -> web.Response:
     """``DELETE /muroom/{id}/`` (its creator only) → ``{"id", "command": "delete_mu_room"}``."""
-    user = _user(request)
+    user = limited_user(request)
     rec = _room_or_404(request, user)
     if rec.room.creator_id != user.id:
         raise _error(403, "Only the room's creator can delete it")
@@ -299,7 +288,7 @@ def _by_token(request: web.Request, token: object) -> RoomRecord:
 
 async def preview_room(request: web.Request) -> web.Response:
     """``GET /muroom/?join_token=<t>`` → the room that token opens (without its turns)."""
-    _user(request)
+    limited_user(request)
     token = request.query.get("join_token")
     if not token:
         raise _error(400, "join_token is required")
@@ -309,7 +298,7 @@ async def preview_room(request: web.Request) -> web.Response:
 
 async def join_room(request: web.Request) -> web.Response:
     """``POST /muroom/join`` ``{"join_token"}`` → the room plus ``command`` (idempotent)."""
-    user = _user(request)
+    user = limited_user(request)
     body: _JoinBody = await _body(request, _JoinBody)
     rec = _by_token(request, body.join_token)
     if rec.member(user.id) is None:
