@@ -184,7 +184,7 @@ def _middleware(settings: Mapping[str, Any], metrics: Metrics) -> Callable[..., 
             response = await _handle(request, handler, metrics)
         if not response.prepared:
             response.headers.update(_cors_headers(request, origins))
-        metrics.requests.labels(route, str(response.status)).inc()
+        metrics.request(route, response.status)
         return response
 
     return guard
@@ -200,7 +200,7 @@ async def _handle(
     except web.HTTPException as exc:
         return _http_error(exc)
     except (CaiError, StateUnavailable) as exc:
-        metrics.errors.labels(type(exc).__name__).inc()
+        metrics.error(type(exc).__name__)
         if not isinstance(exc, wire.WireError):
             log.info("request failed: %s: %s", type(exc).__name__, exc)
         return _error_response(exc, None)
@@ -231,18 +231,18 @@ async def _completions(request: web.Request) -> web.StreamResponse:
     ctx = _context(request, req)
     events = engine.complete(req, ctx)
     answer = _Answer(request, req, ctx, settings["ping_interval"])
-    engine.metrics.in_flight.inc()
+    engine.metrics.in_flight += 1
     try:
         if req.stream:
             return await answer.stream(events)
         return await answer.whole(events)
     except (CaiError, StateUnavailable) as exc:
-        engine.metrics.errors.labels(type(exc).__name__).inc()
+        engine.metrics.error(type(exc).__name__)
         if not isinstance(exc, wire.WireError):
             log.info("request failed: %s: %s", type(exc).__name__, exc)
         return _error_response(exc, ctx)
     finally:
-        engine.metrics.in_flight.dec()
+        engine.metrics.in_flight -= 1
         await events.aclose()
 
 
