@@ -13,6 +13,9 @@ section: the direct client's ``time.process_time()`` in the worker, the bridge's
   its second turn), then the same number of direct ``chats.stream``; errors, replies in the
   wrong conversation (Echo starts each reply with the message), CPU per completion of the
   bridge process against the worker's for the direct client;
+- HTTP floor: the same batch against ``benchmarks/bridge_floor.py`` (aiohttp.web streaming
+  ``chats.stream`` and nothing else, in a process of its own, counted the same way): what
+  any aiohttp server over the client costs, so that the bridge's own share shows;
 - postgres (full run only): two bridge processes on one PostgreSQL (tests/pg.py), the same
   concurrent batch spread over both: throughput and per-request latency.
 """
@@ -108,6 +111,19 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
     except asyncio.TimeoutError:
         proc.kill()
         await proc.wait()
+
+
+async def _start_floor(spec: dict[str, Any]) -> tuple[asyncio.subprocess.Process, str]:
+    """``benchmarks/bridge_floor.py`` on a free port; (process, base URL)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "benchmarks.bridge_floor", spec["url"], spec["token"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+    if not line.startswith("listening on "):
+        raise RuntimeError(f"the HTTP floor did not start: {line!r}")
+    return proc, line.split()[2]
 
 
 async def _latency(spec: dict[str, Any], http: Any, client: Any, url: str) -> dict[str, float]:
@@ -233,6 +249,14 @@ async def bridge(spec: dict[str, Any]) -> dict[str, Any]:
             count = spec["bridge_conversations"]
             result.update(await _batch(http, [url], spec["character_id"], count, "c", proc.pid))
             result.update(await _direct_batch(client, spec["character_id"], count))
+            floor, floor_url = await _start_floor(spec)
+            try:
+                run = await _batch(http, [floor_url], spec["character_id"], count, "f", floor.pid)
+            finally:
+                await _stop(floor)
+            if run["error_count"] or run["misrouted"] or run["completed"] != count:
+                raise RuntimeError(f"the HTTP floor failed: {run}")
+            result.update({"floor_" + k: v for k, v in run.items()})
             if spec.get("bridge_pg"):
                 result.update(await _postgres(spec, http))
     finally:
@@ -256,6 +280,13 @@ def rows(runs: list[dict[str, Any]], sizes: dict[str, Any], row: Any, at_most: A
         row(f"7. bridge: {n} concurrent completions, wall", "s", [r["wall"] for r in runs],
             [r["direct_wall"] for r in runs], "ratio"),
     ]  # fmt: skip
+    floor = [r for r in runs if "floor_bridge_cpu" in r]
+    if floor:
+        out.append(
+            row(f"7. HTTP floor (aiohttp.web + chats.stream): CPU per completion, {n} at once",
+                "µs", [r["floor_bridge_cpu"] for r in floor], [r["direct_cpu"] for r in floor],
+                "ratio", scale=1e6)
+        )  # fmt: skip
     pg = [r for r in runs if "pg_wall" in r]
     if pg:
         m = sizes["bridge_pg_conversations"]

@@ -99,6 +99,25 @@ async def test_frames_that_arrive_together_go_out_as_one_delta(bridge: Bridge) -
     assert texts(await bridge.history())[-1][1] == [text]
 
 
+async def test_a_slow_first_frame_gets_keep_alive_comments(emu: Emulator, tmp_path: Path) -> None:
+    # The first frame comes after 1 s; with pings every 0.2 s of quiet the 200 goes out
+    # early, with ": ping" comments, so that proxies and clients do not give up.
+    async with bridge_on(emu, sqlite_url(tmp_path), ping_interval=0.2) as b:
+        emu.faults.delay_frames(1.0)
+        body = {"model": b.echo, "stream": True, "messages": [{"role": "user", "content": "Slow"}]}
+        status, _, raw = await b.post(body)
+    assert status == 200
+    events = raw.decode().split("\n\n")
+    assert events[0] == ": ping"  # before anything else
+    data = [e for e in events if e.startswith("data: ")]
+    assert data[-1] == "data: [DONE]"
+    assert all(e in (": ping", "") for e in events if not e.startswith("data: "))
+    content = "".join(
+        json.loads(e[6:])["choices"][0]["delta"].get("content", "") for e in data[:-1]
+    )
+    assert content.startswith("Slow")
+
+
 async def test_stream_bytes_follow_the_sse_contract(bridge: Bridge) -> None:
     body = {"model": bridge.echo, "stream": True, "messages": [{"role": "user", "content": "Raw"}]}
     status, headers, raw = await bridge.post(body)

@@ -404,6 +404,19 @@ def test_request_key_depends_on_everything_sent() -> None:
     assert a.request_key != other_model.request_key
 
 
+def test_request_key_is_stable_across_versions() -> None:
+    # Stored reply records carry it: the same request must keep its key after an upgrade
+    # (BLAKE2b-128 of the salt, then "\x1e<role>\x1f<text>" for every message).
+    messages = [
+        rc.Message("system", "card"),
+        rc.Message("user", "Hi"),
+        rc.Message("assistant", "Hello", "Echo"),
+        rc.Message("user", "More"),
+    ]
+    key = rc.extract(messages, names=("Echo",), salt="m\x1f1").request_key
+    assert key == "cd53d31825fec32ec679b0e5ac55c560"
+
+
 def test_extract_splits_preamble_dialogue_and_trailing_system_text() -> None:
     d = rc.extract(
         [

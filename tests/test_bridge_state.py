@@ -86,15 +86,21 @@ async def test_records_round_trip(store: Store, store_url: str) -> None:
     assert await store.matching("tenant\x1fchar", [rc.digest("nothing")]) == []
     await store.put(record("chat-a", "conv-1", "changed"))
     assert await store.matching("tenant\x1fchar", [rc.digest("hello")]) == []
+    moved = record("chat-bb", None, "renamed")  # its keys change
+    await store.put(moved)
+    assert await store.matching("tenant\x1fchar", [rc.digest("other")]) == []
     # A new store on the same database (a restart) sees everything; migrations run once.
     await store.close()
     again = open_store(store_url)
     await again.open()
     try:
-        assert await again.get("chat-bb") == b
+        assert await again.get("chat-bb") == moved
         assert [r.chat_id for r in await again.conversation("tenant\x1fchar", "conv-1")] == [
             "chat-a"
         ]
+        # The key index as last written: the replaced keys are gone, the new ones found.
+        assert await again.matching("tenant\x1fchar", [rc.digest("other")]) == []
+        assert await again.matching("tenant\x1fchar", [rc.digest("renamed")]) == [moved]
     finally:
         await again.close()
     await store.open()
@@ -168,6 +174,37 @@ async def test_sqlite_deferred_writes_are_batched_and_written_at_close(tmp_path:
         assert [await again.get(r.chat_id) for r in records] == records
     finally:
         await again.close()
+
+
+async def test_sqlite_keeps_a_reply_being_generated_in_memory(tmp_path: Path) -> None:
+    # Before a generation the engine marks its record (reply not done, stale): the SQLite
+    # store keeps that mark in memory only, since the final version follows and a crash
+    # is caught by the open mark; but a store closed mid-generation writes it.
+    url = "sqlite:///" + str(tmp_path / "flying.sqlite3")
+    before = dataclasses.replace(record("chat-f", "conv"), stale=False)
+    flying = dataclasses.replace(
+        before, stale=True, reply=Reply("req2", None, (), delivered=False, done=False)
+    )
+    after = dataclasses.replace(before, reply=Reply("req2", "r2", ("c2",), True, True))
+    store = open_store(url)
+    await store.open()
+    await store.put(before)
+    assert store.defer(flying)
+    assert await store.get("chat-f") == flying  # this process sees it at once
+    assert store.defer(after)
+    await store.close()
+    again = open_store(url)
+    await again.open()
+    assert await again.get("chat-f") == after  # the final version
+    assert again.defer(dataclasses.replace(after, stale=True, reply=flying.reply))
+    await again.close()  # closed while "generating"
+    third = open_store(url)
+    await third.open()
+    try:
+        got = await third.get("chat-f")
+        assert got is not None and got.stale and got.reply == flying.reply
+    finally:
+        await third.close()
 
 
 _CRASHING_PROCESS = """

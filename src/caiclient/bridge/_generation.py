@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 import msgspec
 
@@ -43,6 +43,7 @@ __all__ = [
     "Event",
     "Finish",
     "Generation",
+    "Sink",
     "keys_of",
     "piece_of",
     "settle",
@@ -76,6 +77,15 @@ class Done:
 
 
 Event = Delta | Finish | Done
+
+
+class Sink(Protocol):
+    """Where an answer's events go (the HTTP layer's response)."""
+
+    async def send(self, batch: list[Event]) -> None:
+        """Deliver a batch of events that are ready together (one write to the client).
+        Returns once a batch ending with Done was delivered; raises ConnectionError if
+        the client has gone."""
 
 
 def keys_of(text: str) -> tuple[str, ...]:
@@ -118,11 +128,10 @@ class Generation:
         turns = self.job.turns
         return turns[self.reply_at].turn_id if self.reply_at < len(turns) else None
 
-    async def choices(self) -> AsyncIterator[list[Event]]:
+    async def choices(self, sink: Sink) -> None:
         """Every choice, one after another, as batches of events (no Done)."""
         for index in range(self.req.n):
-            async for batch in self._choice(index):
-                yield batch
+            await self._choice(index, sink)
         if self.req.n > 1:
             await self.engine._select(
                 self.job, self.job.turns[self.reply_at], self.outcome.generated[0]
@@ -137,9 +146,10 @@ class Generation:
         ops.info("regenerate chat=%s turn=%s", job.record.chat_id, mturn.turn_id)
         return client.chats.stream_regenerate(job.handle(mturn), timeout=timeout)
 
-    async def _choice(self, index: int) -> AsyncIterator[list[Event]]:
+    async def _choice(self, index: int, sink: Sink) -> None:
         """Stream one choice. Each batch holds one Delta of all the text that arrived
-        together; the last one also holds the Finish."""
+        together; the last one also holds the Finish. A client that goes away (the
+        request cancelled, or the sink's ConnectionError) interrupts it."""
         cut = Truncator(self.req.stop, self.req.max_chars)
         metrics = self.engine.metrics
         started = time.monotonic()
@@ -160,8 +170,8 @@ class Generation:
                     metrics.generation(time.monotonic() - started)
                     batch.append(self._finished(index, final, cut))
                 if batch:
-                    yield batch
-        except (GeneratorExit, asyncio.CancelledError):
+                    await sink.send(batch)
+        except (asyncio.CancelledError, ConnectionError):
             if final is None:  # (Otherwise it is complete and recorded.)
                 await settle(self._interrupted(index, upstream, cut))
             raise

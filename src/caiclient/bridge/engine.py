@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar, cast
@@ -32,6 +32,7 @@ from ._generation import (
     Event,
     Finish,
     Generation,
+    Sink,
     keys_of,
     piece_of,
     settle,
@@ -161,9 +162,11 @@ class _Job:
         return _turn(self.record.chat_id, mturn, self.record.character_id)
 
     def saved(self, *, stale: bool, reply: Reply | None) -> ChatRecord:
-        self.record = dataclasses.replace(
-            self.record, mirror=self.mirror(), stale=stale, reply=reply, last_used=time.time()
-        )
+        r = self.record  # (Built directly: dataclasses.replace costs several times more.)
+        self.record = ChatRecord(
+            r.chat_id, r.partition, r.conversation, r.character_id, self.mirror(), stale,
+            reply, time.time(),
+        )  # fmt: skip
         return self.record
 
 
@@ -239,14 +242,12 @@ class Engine:
 
     # --- a completion -----------------------------------------------------------------------
 
-    async def complete(
-        self, req: ChatRequest, ctx: RequestContext
-    ) -> AsyncGenerator[list[Event], None]:
-        """The events answering ``req``, in batches: the events of a batch are ready
-        together (write them to the client in one go). The last batch ends with Done;
-        resume the generator once more after delivering it (it records the delivery).
-        Raises WireError and the client's errors; after the first batch, errors mean the
-        answer broke off."""
+    async def complete(self, req: ChatRequest, ctx: RequestContext, sink: Sink) -> None:
+        """Answer ``req``: its events go to ``sink`` in batches, the events of a batch
+        ready together (write them to the client in one go); the last batch ends with
+        Done, and once ``sink`` returned from it the answer is recorded as delivered.
+        Raises WireError and the client's errors (after the first batch, errors mean the
+        answer broke off) and the sink's ConnectionError."""
         target = await self.target(req.model)
         dialogue = rc.extract(
             req.messages,
@@ -258,8 +259,7 @@ class Engine:
         if self.config.partition_by_user and req.user:
             partition += f"\x1f{req.user}"
         if target.oneshot or rc.is_task(dialogue, self.config.task_patterns):
-            async for batch in self._task(req, dialogue, target, partition, ctx):
-                yield batch
+            await self._task(req, dialogue, target, partition, ctx, sink)
             return
         if ctx.conversation is not None:
             lock = f"c\x1f{partition}\x1f{ctx.conversation}"
@@ -269,8 +269,7 @@ class Engine:
             lock = f"i\x1f{partition}"
         async with self.store.lock(lock, self.config.lock_timeout):
             job, plan = await self._prepare(req, dialogue, target, partition, ctx)
-            async for batch in self._answer(req, dialogue, job, plan, ctx):
-                yield batch
+            await self._answer(req, dialogue, job, plan, ctx, sink)
 
     def _decided(self, plan: rc.Plan, record: ChatRecord | None, ctx: RequestContext) -> None:
         chat = record.chat_id[:8] if record is not None else "-"
@@ -499,15 +498,14 @@ class Engine:
         job: _Job,
         plan: rc.Plan,
         ctx: RequestContext,
-    ) -> AsyncIterator[list[Event]]:
+        sink: Sink,
+    ) -> None:
         action = plan.action
         if isinstance(action, rc.Replay):
-            async for batch in self._replay(req, dialogue, job, action):
-                yield batch
+            await self._replay(req, dialogue, job, action, sink)
             return
         if isinstance(action, rc.Instruct):
-            async for batch in self._instruct(req, job, action, ctx):
-                yield batch
+            await self._instruct(req, job, action, ctx, sink)
             return
         assert isinstance(action, (rc.Generate, rc.Regenerate))
         text = action.text if isinstance(action, rc.Generate) else ""
@@ -519,9 +517,8 @@ class Engine:
         ctx.side_effects = True
         delivered = False
         try:
-            async for batch in run.choices():
-                yield batch
-            yield [Done()]
+            await run.choices(sink)
+            await sink.send([Done()])
             delivered = True
         finally:
             out = run.outcome
@@ -540,8 +537,8 @@ class Engine:
             await settle(self.store.put(record))
 
     async def _replay(
-        self, req: ChatRequest, dialogue: rc.Dialogue, job: _Job, action: rc.Replay
-    ) -> AsyncIterator[list[Event]]:
+        self, req: ChatRequest, dialogue: rc.Dialogue, job: _Job, action: rc.Replay, sink: Sink
+    ) -> None:
         """A client retry of an answer already generated: the same candidates again."""
         mturn = job.turns[job.anchor]
         texts: dict[str, str] = {}
@@ -559,14 +556,14 @@ class Engine:
             cut = Truncator(req.stop, req.max_chars)
             text = cut.feed(texts.get(candidate_id, "")) + cut.flush()
             batch += [Delta(index, text), Finish(index, cut.finish or "stop", cut.shown)]
-        yield [*batch, Done()]
+        await sink.send([*batch, Done()])
         reply = Reply(dialogue.request_key, mturn.turn_id, action.candidate_ids, True, True)
         # The client may hang up as soon as it has the answer (cancelling the request).
         await self._keep(job.saved(stale=False, reply=reply))
 
     async def _instruct(
-        self, req: ChatRequest, job: _Job, action: rc.Instruct, ctx: RequestContext
-    ) -> AsyncIterator[list[Event]]:
+        self, req: ChatRequest, job: _Job, action: rc.Instruct, ctx: RequestContext, sink: Sink
+    ) -> None:
         """A one-shot instruction in a scratch copy of the chat, archived afterwards."""
         mturn = job.turns[job.anchor]
         assert mturn.turn_id is not None
@@ -576,14 +573,13 @@ class Engine:
             job.chat, up_to=mturn.turn_id, timeout=self.config.timeout
         )
         try:
-            async for batch in self._oneshot(req, copy, action.text):
-                yield batch
+            await self._oneshot(req, copy, action.text, sink)
         finally:
             ops.info("archive chat=%s (instruction)", copy.chat_id)
             await settle(self.client.chats.archive(copy, timeout=self.config.timeout))
-        yield [Done()]
+        await sink.send([Done()])
 
-    async def _oneshot(self, req: ChatRequest, chat: Chat, text: str) -> AsyncIterator[list[Event]]:
+    async def _oneshot(self, req: ChatRequest, chat: Chat, text: str, sink: Sink) -> None:
         ops.info("stream chat=%s (one-shot)", chat.chat_id)
         cut = Truncator(req.stop, req.max_chars)
         stream = self.client.chats.stream(chat, text, timeout=self.config.timeout)
@@ -591,10 +587,10 @@ class Engine:
             async for chunk in chunks:
                 piece = piece_of(chunk, cut)
                 if piece:
-                    yield [Delta(0, piece)]
+                    await sink.send([Delta(0, piece)])
         tail = cut.flush()
         finish = Finish(0, cut.finish or "stop", cut.shown)
-        yield [Delta(0, tail), finish] if tail else [finish]
+        await sink.send([Delta(0, tail), finish] if tail else [finish])
 
     async def _task(
         self,
@@ -603,7 +599,8 @@ class Engine:
         target: Target,
         partition: str,
         ctx: RequestContext,
-    ) -> AsyncIterator[list[Event]]:
+        sink: Sink,
+    ) -> None:
         """A background task (title, tags) or a ``:oneshot`` model: the character's scratch
         chat answers it, and its turns are deleted afterwards."""
         self.metrics.reconcile("task")
@@ -622,11 +619,10 @@ class Engine:
             ctx.side_effects = True
             chat = await self._scratch(target, partition)
             try:
-                async for batch in self._oneshot(req, chat, text):
-                    yield batch
+                await self._oneshot(req, chat, text, sink)
             finally:
                 await settle(self._clear(chat))
-        yield [Done()]
+        await sink.send([Done()])
 
     async def _scratch(self, target: Target, partition: str) -> Chat:
         """The character's scratch chat (made on first use)."""

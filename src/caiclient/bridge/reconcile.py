@@ -112,17 +112,16 @@ def _keyed(text: str, names: tuple[str, ...]) -> tuple[str, str]:
     return normal, digest(normal)
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One request message as the wire layer parsed it: role system, user or assistant."""
+class Message(msgspec.Struct, frozen=True, gc=False):
+    """One request message as the wire layer parsed it: role system, user or assistant.
+    (Structs: a request brings the whole dialogue, hundreds of these, every time.)"""
 
     role: str
     text: str
     name: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(msgspec.Struct, frozen=True, gc=False):
     """One dialogue message: its role, normalised text and key."""
 
     role: Role
@@ -163,18 +162,20 @@ def extract(
     lines: list[Line] = []
     preamble: list[str] = []
     trailing: list[str] = []
-    request = hashlib.blake2b(salt.encode(), digest_size=16)
+    parts = [salt]
     for message in messages:
-        request.update(f"\x1e{message.role}\x1f{message.text}".encode("utf-8", "surrogatepass"))
-        if message.role in ("user", "assistant"):
-            text, key = _keyed(
-                message.text, (message.name, *speakers) if message.name else speakers
-            )
-            role: Role = "user" if message.role == "user" else "assistant"
-            lines.append(Line(role, text, key))
-            trailing.clear()
+        role, text = message.role, message.text
+        parts += ("\x1e", role, "\x1f", text)
+        if role == "user" or role == "assistant":
+            name = message.name
+            normal, key = _keyed(text, (name, *speakers) if name else speakers)
+            lines.append(Line(role, normal, key))  # type: ignore[arg-type]  # (checked above)
+            if trailing:
+                trailing.clear()
         elif message.name not in _EXAMPLE_NAMES:
-            (trailing if lines else preamble).append(message.text.strip())
+            (trailing if lines else preamble).append(text.strip())
+    # One hash of the whole request (model, n, every role and text).
+    request = hashlib.blake2b("".join(parts).encode("utf-8", "surrogatepass"), digest_size=16)
     return Dialogue(
         tuple(lines),
         "\n\n".join(p for p in preamble if p),

@@ -184,7 +184,7 @@ def _middleware(settings: Mapping[str, Any], metrics: Metrics) -> Callable[..., 
             response = await _handle(request, handler, metrics)
         if not response.prepared:
             response.headers.update(_cors_headers(request, origins))
-        metrics.requests.labels(route, str(response.status)).inc()
+        metrics.request(route, response.status)
         return response
 
     return guard
@@ -200,7 +200,7 @@ async def _handle(
     except web.HTTPException as exc:
         return _http_error(exc)
     except (CaiError, StateUnavailable) as exc:
-        metrics.errors.labels(type(exc).__name__).inc()
+        metrics.error(type(exc).__name__)
         if not isinstance(exc, wire.WireError):
             log.info("request failed: %s: %s", type(exc).__name__, exc)
         return _error_response(exc, None)
@@ -229,37 +229,42 @@ async def _completions(request: web.Request) -> web.StreamResponse:
     body = await request.read()
     req = wire.parse_request(body, max_n=engine.config.max_n)
     ctx = _context(request, req)
-    events = engine.complete(req, ctx)
-    answer = _Answer(request, req, ctx, settings["ping_interval"])
-    engine.metrics.in_flight.inc()
+    answer: _Answer = (
+        _Stream(request, req, ctx, settings["pinger"]) if req.stream else _Whole(request, req, ctx)
+    )
+    engine.metrics.in_flight += 1
     try:
-        if req.stream:
-            return await answer.stream(events)
-        return await answer.whole(events)
+        await engine.complete(req, ctx, answer)
     except (CaiError, StateUnavailable) as exc:
-        engine.metrics.errors.labels(type(exc).__name__).inc()
+        engine.metrics.error(type(exc).__name__)
         if not isinstance(exc, wire.WireError):
             log.info("request failed: %s: %s", type(exc).__name__, exc)
-        return _error_response(exc, ctx)
+        if answer.response is None:
+            return _error_response(exc, ctx)  # Nothing sent yet: a status of its own.
+        await answer.broke_off(exc)
+    except ConnectionError as exc:
+        log.info("the client went away mid-stream (%s)", exc)
     finally:
-        engine.metrics.in_flight.dec()
-        await events.aclose()
+        engine.metrics.in_flight -= 1
+        answer.close()
+    if answer.response is None:  # pragma: no cover - the engine ends with Done
+        raise CaiError("the answer ended early")
+    return answer.response
 
 
 class _Answer:
-    """One completion's response: held back until the first event (so early failures get
-    a real status), then a JSON body or an SSE stream."""
+    """One completion's response, which the engine sends its event batches to (a
+    ``Sink``): nothing is sent before the first batch, so early failures get a real
+    status; then a JSON body (:class:`_Whole`) or an SSE stream (:class:`_Stream`)."""
 
-    def __init__(
-        self, request: web.Request, req: wire.ChatRequest, ctx: RequestContext, ping: float
-    ) -> None:
+    def __init__(self, request: web.Request, req: wire.ChatRequest, ctx: RequestContext) -> None:
         self.request = request
         self.req = req
         self.ctx = ctx
-        self.ping = ping
         self.id = "chatcmpl-" + os.urandom(12).hex()
         self.created = int(time.time())
         self.prompt = sum(len(m.text) for m in req.messages)
+        self.response: web.StreamResponse | None = None
 
     def headers(self) -> dict[str, str]:
         return {
@@ -272,63 +277,42 @@ class _Answer:
         completion = sum(wire.estimate_tokens(t) for t in texts)
         return wire.usage((self.prompt + 3) // 4, completion)
 
-    async def whole(self, events: AsyncIterator[list[Event]]) -> web.StreamResponse:
-        texts: dict[int, list[str]] = {}
-        reasons: dict[int, str] = {}
-        async for batch in events:
-            for event in batch:
-                if isinstance(event, Delta):
-                    texts.setdefault(event.index, []).append(event.text)
-                elif isinstance(event, Finish):
-                    reasons[event.index] = event.reason
-                else:
-                    choices = [("".join(texts.get(i, [])), reasons[i]) for i in sorted(reasons)]
-                    body = wire.completion(
-                        self.id,
-                        self.created,
-                        self.req.model,
-                        choices,
-                        self.usage(t for t, _ in choices),
-                    )
-                    response = web.Response(
-                        body=body, content_type="application/json", headers=self.headers()
-                    )
-                    await response.prepare(self.request)
-                    await response.write_eof()
-                    await _resume(events)  # Delivered: the engine records it.
-                    return response
-        raise CaiError("the answer ended early")  # pragma: no cover - the engine ends with Done
+    async def send(self, batch: list[Event]) -> None:
+        raise NotImplementedError
 
-    async def _open(self) -> web.StreamResponse:
-        """The SSE response, prepared; its headers go out with its first write."""
-        response = _SSEResponse(headers={**_SSE_HEADERS, **self.headers()})
+    async def broke_off(self, exc: BaseException) -> None:
+        """A failure after the response was sent: only a stream can still say so."""
+
+    def close(self) -> None:
+        """The request is over (answered, failed or cancelled)."""
+
+
+class _Whole(_Answer):
+    """A ``chat.completion`` body, sent once the whole answer is there."""
+
+    def __init__(self, request: web.Request, req: wire.ChatRequest, ctx: RequestContext) -> None:
+        super().__init__(request, req, ctx)
+        self.texts: dict[int, list[str]] = {}
+        self.reasons: dict[int, str] = {}
+
+    async def send(self, batch: list[Event]) -> None:
+        for event in batch:
+            if isinstance(event, Delta):
+                self.texts.setdefault(event.index, []).append(event.text)
+            elif isinstance(event, Finish):
+                self.reasons[event.index] = event.reason
+            else:
+                await self._respond()
+
+    async def _respond(self) -> None:
+        texts, reasons = self.texts, self.reasons
+        choices = [("".join(texts.get(i, [])), reasons[i]) for i in sorted(reasons)]
+        usage = self.usage(t for t, _ in choices)
+        body = wire.completion(self.id, self.created, self.req.model, choices, usage)
+        response = web.Response(body=body, content_type="application/json", headers=self.headers())
+        self.response = response
         await response.prepare(self.request)
-        return response
-
-    async def stream(self, events: AsyncIterator[list[Event]]) -> web.StreamResponse:
-        keep = _KeepAlive(self, self.ping)
-        response: web.StreamResponse | None = None
-        try:
-            try:
-                first = await events.__anext__()
-            finally:
-                response = await keep.opened()
-            if response is None:
-                response = await self._open()
-            await _Pump(self, response).run(first, events, keep)
-        except (CaiError, StateUnavailable) as exc:
-            if response is None:
-                raise  # Nothing sent yet: the error gets its own status.
-            # Mid-stream: the status is sent; an error event, then the stream ends.
-            log.info("stream broke off: %s: %s", type(exc).__name__, exc)
-            _, type_, code, _ = _mapping(exc)
-            await response.write(keep.held + wire.error_event(str(exc), type=type_, code=code))
-        except ConnectionError as exc:
-            log.info("the client went away mid-stream (%s)", exc)
-        finally:
-            keep.stop()
-        assert response is not None
-        return response
+        await response.write_eof()
 
 
 class _SSEResponse(web.StreamResponse):
@@ -337,29 +321,37 @@ class _SSEResponse(web.StreamResponse):
     _send_headers_immediately = False
 
 
-class _Pump:
-    """Writes a stream's batches as SSE: each batch in one write; the last choice's finish
-    is held back and goes out with the usage chunk and ``[DONE]`` in the final write."""
+class _Stream(_Answer):
+    """An SSE stream: each batch in one write; the last choice's finish is held back and
+    goes out with the usage chunk and ``[DONE]`` in the final write."""
 
-    def __init__(self, answer: _Answer, response: web.StreamResponse) -> None:
-        self.answer = answer
-        self.response = response
-        req = answer.req
-        self.writer = wire.ChunkWriter(answer.id, answer.created, req.model, req.include_usage)
+    def __init__(
+        self, request: web.Request, req: wire.ChatRequest, ctx: RequestContext, pinger: _Pinger
+    ) -> None:
+        super().__init__(request, req, ctx)
+        self.writer = wire.ChunkWriter(self.id, self.created, req.model, req.include_usage)
         self.opened: set[int] = set()
         self.texts: list[str] = []
-        self.held = b""
         self.last = req.n - 1
+        self.keep = _KeepAlive(self, pinger)
+
+    async def open(self) -> web.StreamResponse:
+        """The SSE response, prepared; its headers go out with its first write."""
+        response = _SSEResponse(headers={**_SSE_HEADERS, **self.headers()})
+        await response.prepare(self.request)
+        self.response = response
+        return response
 
     def render(self, batch: list[Event]) -> tuple[list[bytes], bool]:
         """The bytes of a batch (after what was held), and whether it ends the answer."""
         writer = self.writer
-        out = [self.held] if self.held else []
-        self.held = b""
+        keep = self.keep
+        out = [keep.held] if keep.held else []
+        keep.held = b""
         for event in batch:
             if isinstance(event, Done):
-                if self.answer.req.include_usage:
-                    out.append(writer.usage(self.answer.usage(self.texts)))
+                if self.req.include_usage:
+                    out.append(writer.usage(self.usage(self.texts)))
                 out.append(wire.DONE)
                 return out, True
             if event.index not in self.opened:
@@ -372,68 +364,94 @@ class _Pump:
                 out.append(writer.finish(event.index, event.reason))
         return out, False
 
-    async def run(
-        self, batch: list[Event], events: AsyncIterator[list[Event]], keep: _KeepAlive
-    ) -> None:
-        response = self.response
-        while True:
-            out, done = self.render(batch)
-            if done:
-                await response.write_eof(b"".join(out))
-                await _resume(events)
-                return
-            last = batch[-1] if batch else None
-            if isinstance(last, Finish) and last.index == self.last:
-                # Only [DONE] can follow: they go out together.
-                self.held = keep.held = b"".join(out)
-            elif out:
-                await response.write(b"".join(out))
-                keep.touch()
-            batch = await events.__anext__()
+    async def send(self, batch: list[Event]) -> None:
+        keep = self.keep
+        response = self.response or await keep.opened() or await self.open()
+        out, done = self.render(batch)
+        if done:
+            await response.write_eof(b"".join(out))
+            return
+        last = batch[-1] if batch else None
+        if isinstance(last, Finish) and last.index == self.last:
+            keep.held = b"".join(out)  # Only [DONE] can follow: they go out together.
+        elif out:
+            await response.write(b"".join(out))
+            keep.touch()
+
+    async def broke_off(self, exc: BaseException) -> None:
+        # The status is sent: an error event, then the stream ends.
+        assert self.response is not None
+        log.info("stream broke off: %s: %s", type(exc).__name__, exc)
+        _, type_, code, _ = _mapping(exc)
+        try:
+            await self.response.write(
+                self.keep.held + wire.error_event(str(exc), type=type_, code=code)
+            )
+        except ConnectionError as gone:
+            log.info("the client went away mid-stream (%s)", gone)
+
+    def close(self) -> None:
+        self.keep.stop()
 
 
-async def _resume(events: AsyncIterator[Any]) -> None:
-    """Let the engine run past Done (it records the answer as delivered)."""
-    try:
-        await events.__anext__()
-    except StopAsyncIteration:
-        return
+class _Pinger:
+    """The keep-alives of an app's open streams, on one timer (not one per stream), which
+    runs only while streams are open: every quarter of ``interval`` it pings the streams
+    that have been quiet for ``interval``."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._streams: dict[_KeepAlive, None] = {}
+        self._handle: asyncio.TimerHandle | None = None
+
+    def add(self, keep: _KeepAlive) -> None:
+        self._streams[keep] = None
+        if self._handle is None:
+            self._handle = asyncio.get_running_loop().call_later(self.interval / 4, self._tick)
+
+    def discard(self, keep: _KeepAlive) -> None:
+        self._streams.pop(keep, None)
+
+    def _tick(self) -> None:
+        self._handle = None
+        if not self._streams:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for keep in list(self._streams):
+            keep.due(now, self.interval)
+        self._handle = loop.call_later(self.interval / 4, self._tick)
 
 
 class _KeepAlive:
-    """``: ping`` comments when a stream has been quiet for ``interval`` seconds.
+    """``: ping`` comments when a stream has been quiet for the app's ping interval.
 
     Until the first batch the response is not opened, so that early failures get a real
-    status, unless the first batch takes longer than ``interval``: then the 200 goes out
-    with the first ping. One timer per stream, no task unless a ping is due.
+    status, unless the first batch takes longer than that: then the 200 goes out with the
+    first ping. No task unless a ping is due.
     """
 
-    def __init__(self, answer: _Answer, interval: float) -> None:
-        self._answer = answer
-        self._interval = interval
+    def __init__(self, stream: _Stream, pinger: _Pinger) -> None:
+        self._stream = stream
+        self._pinger = pinger
         self._loop = asyncio.get_running_loop()
         self._last = self._loop.time()
         self._task: asyncio.Task[None] | None = None
-        self._handle = self._loop.call_later(interval, self._due)
-        self.response: web.StreamResponse | None = None
-        self.held = b""  # What the pump holds back (written before an error event).
+        self.held = b""  # What the stream holds back (written before an error event).
+        pinger.add(self)
 
     def touch(self) -> None:
         self._last = self._loop.time()
 
-    def _due(self) -> None:
-        now = self._loop.time()
-        idle = now - self._last
-        if idle >= self._interval and (self._task is None or self._task.done()):
+    def due(self, now: float, interval: float) -> None:
+        if now - self._last >= interval and (self._task is None or self._task.done()):
             self._task = self._loop.create_task(self._ping())
-            self._last, idle = now, 0.0
-        self._handle = self._loop.call_later(self._interval - idle, self._due)
+            self._last = now
 
     async def _ping(self) -> None:
         try:
-            if self.response is None:
-                self.response = await self._answer._open()
-            await self.response.write(wire.PING)
+            response = self._stream.response or await self._stream.open()
+            await response.write(wire.PING)
         except (ConnectionError, RuntimeError) as exc:
             log.debug("keep-alive not sent: %s", exc)
 
@@ -441,10 +459,10 @@ class _KeepAlive:
         """The response if a ping opened it (waiting for a ping under way), else None."""
         if self._task is not None and not self._task.done():
             await asyncio.wait({self._task})
-        return self.response
+        return self._stream.response
 
     def stop(self) -> None:
-        self._handle.cancel()
+        self._pinger.discard(self)
         if self._task is not None:
             self._task.cancel()
 
@@ -551,7 +569,7 @@ def create_app(
         else frozenset(h.lower() for h in allowed_hosts),
         "cors": frozenset(cors),
         "api_key": api_key.encode() if api_key else None,
-        "ping_interval": ping_interval,
+        "pinger": _Pinger(ping_interval),
     }
     app = web.Application(client_max_size=max_body, middlewares=[_middleware(settings, counters)])
     app[ENGINE] = Engine(client, store, config, counters)
@@ -610,11 +628,13 @@ async def running(
 def tune_collector() -> None:
     """Tune the garbage collector for a process that serves the bridge (``cai serve``):
     the objects made at start-up are never traversed again, and the youngest generation
-    is collected every 20,000 allocations instead of 700, since 500 streams in flight keep
-    that many objects alive anyway (docs/bridge.md, "Performance")."""
+    is collected every 100,000 net allocations instead of 700. What is young in a bridge is
+    mostly alive, not garbage: each open connection's request and response objects and each
+    chat's record (about 55 objects per stream in flight), so a collection in the middle of
+    a burst of streams traverses them all for nothing (docs/bridge.md, "Performance")."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(20_000, 20, 20)
+    gc.set_threshold(100_000, 20, 20)
 
 
 async def serve(

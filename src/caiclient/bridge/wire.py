@@ -154,8 +154,9 @@ def _messages(raw: Sequence[_Message]) -> tuple[Message, ...]:
     if not raw:
         raise WireError("messages is empty", param="messages")
     out: list[Message] = []
+    roles = _ROLES
     for index, message in enumerate(raw):
-        role = _ROLES.get(message.role)
+        role = roles.get(message.role)
         if role is None:
             if message.role in _IGNORED_ROLES:
                 continue
@@ -164,8 +165,9 @@ def _messages(raw: Sequence[_Message]) -> tuple[Message, ...]:
                 "user, assistant, tool",
                 param=f"messages[{index}].role",
             )
-        text = _text(message, index)
-        if not text.strip():
+        content = message.content
+        text = content if type(content) is str else _text(message, index)
+        if not text or text.isspace():  # (As ``not text.strip()``, without a copy.)
             if role == "system" or (role == "assistant" and message.tool_calls):
                 continue
             raise WireError(

@@ -24,12 +24,12 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import ChatRecord, StateUnavailable, Store, decode_state, encode_state
+from . import INDEXED_TURNS, ChatRecord, StateUnavailable, Store, decode_state, encode_state
 
 __all__ = ["SQLiteStore"]
 
@@ -119,6 +119,7 @@ class SQLiteStore(Store):
         self._keys: dict[str, frozenset[str]] = {}
         self._written: dict[str, frozenset[str]] = {}  # The keys as in bridge_keys.
         self._dirty: dict[str, ChatRecord] = {}
+        self._flying: dict[str, ChatRecord] = {}  # Replies being generated (not written).
         self._flushing = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._background: asyncio.Task[None] | None = None
@@ -187,6 +188,8 @@ class SQLiteStore(Store):
             self._timer.cancel()
             self._timer = None
         clean = True
+        self._dirty.update(self._flying)  # Still generating: written as stale (see defer).
+        self._flying.clear()
         try:
             await self.flush()
         except StateUnavailable as exc:
@@ -274,6 +277,14 @@ class SQLiteStore(Store):
         await self.flush()
 
     def defer(self, record: ChatRecord) -> bool:
+        if record.reply is not None and not record.reply.done:
+            # A reply being generated: kept in memory only. Its final version follows (the
+            # engine records it even if the request is cancelled), and should the process
+            # die first, the open mark makes every record stale at the next start.
+            record = self._stamped(record)
+            self._remember(record)
+            self._flying[record.chat_id] = record  # (Written if the store closes first.)
+            return True
         self._take(record)
         if self._timer is None and self._background is None:
             loop = asyncio.get_running_loop()
@@ -281,19 +292,28 @@ class SQLiteStore(Store):
         return True
 
     def _take(self, record: ChatRecord) -> None:
+        record = self._stamped(record)
+        self._remember(record)
+        self._flying.pop(record.chat_id, None)
+        self._dirty[record.chat_id] = record
+
+    def _stamped(self, record: ChatRecord) -> ChatRecord:
         if self._db is None:
             raise StateUnavailable("the SQLite state store is not open")
         if not record.last_used:
             record = dataclasses.replace(record, last_used=time.time())
-        self._remember(record)
-        self._dirty[record.chat_id] = record
+        return record
 
     def _remember(self, record: ChatRecord) -> None:
+        old_record = self._records.get(record.chat_id)
         self._records[record.chat_id] = record
         if record.conversation is not None:
             ids = self._conversations.get((record.partition, record.conversation))
             if ids is not None and record.chat_id not in ids:
                 ids.append(record.chat_id)
+        tail = record.mirror.turns[-INDEXED_TURNS:]
+        if old_record is not None and old_record.mirror.turns[-INDEXED_TURNS:] == tail:
+            return  # The indexed turns are the same objects: so are their keys.
         keys = frozenset(record.keys())
         old = self._keys.get(record.chat_id, frozenset())
         if keys != old:
@@ -347,14 +367,18 @@ class SQLiteStore(Store):
             (r.chat_id, r.partition, r.conversation, r.character_id, encode_state(r), r.last_used)
             for r in batch.values()
         ]
-        keys = {}
-        for chat_id in batch:
+        keys: dict[str, frozenset[str]] = {}
+        added: list[tuple[str, str, str]] = []
+        dropped: list[tuple[str, str, str]] = []
+        for chat_id, record in batch.items():
             held = self._keys.get(chat_id, frozenset())
-            if held != self._written.get(chat_id):
+            written = self._written.get(chat_id, frozenset())
+            if held != written:  # Only the rows that changed are written.
                 keys[chat_id] = held
-        partitions = {r.chat_id: r.partition for r in batch.values()}
+                added += [(record.partition, key, chat_id) for key in sorted(held - written)]
+                dropped += [(record.partition, key, chat_id) for key in written - held]
         try:
-            await self._run(lambda db: _save(db, rows, keys, partitions))
+            await self._run(lambda db: _save(db, rows, added, dropped))
         except BaseException:
             for chat_id, record in batch.items():
                 self._dirty.setdefault(chat_id, record)  # Newer versions win.
@@ -368,28 +392,20 @@ class SQLiteStore(Store):
 def _save(
     db: sqlite3.Connection,
     rows: list[tuple[Any, ...]],
-    keys: dict[str, frozenset[str]],
-    partitions: dict[str, str],
+    added: list[tuple[str, str, str]],
+    dropped: list[tuple[str, str, str]],
 ) -> None:
-    """One transaction: the records, and the key index of those whose keys changed."""
+    """One transaction: the records, and the rows of the key index that changed."""
     db.execute("BEGIN")
     try:
         db.executemany(_UPSERT, rows)
-        if keys:
-            db.executemany("DELETE FROM bridge_keys WHERE chat_id = ?", [(c,) for c in keys])
+        if dropped:
             db.executemany(
-                "INSERT OR IGNORE INTO bridge_keys VALUES (?, ?, ?)",
-                _key_rows(keys, partitions),
+                "DELETE FROM bridge_keys WHERE partition = ? AND key = ? AND chat_id = ?", dropped
             )
+        if added:
+            db.executemany("INSERT OR IGNORE INTO bridge_keys VALUES (?, ?, ?)", added)
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
-
-
-def _key_rows(
-    keys: dict[str, frozenset[str]], partitions: dict[str, str]
-) -> Iterable[tuple[str, str, str]]:
-    for chat_id, held in keys.items():
-        for key in sorted(held):
-            yield partitions[chat_id], key, chat_id
