@@ -278,6 +278,11 @@ class ClientCore:
             raise error
         return response.body
 
+    @property
+    def cached_user(self) -> User | None:
+        """The token's account if it was already looked up (no I/O)."""
+        return self._user
+
     async def user(self, deadline: Deadline, *, refresh: bool = False) -> User:
         """The token's account, fetched once and cached (its id is the WS ``creator_id``).
 

@@ -24,7 +24,7 @@ from ._socket import Inbox, ReconnectingSocket
 from .errors import CaiError, ClientClosed, Disconnected, ServerError, TransportError
 from .models import Turn
 from .protocol import neo
-from .protocol.generation import Exchange, Located, Reply, Step
+from .protocol.generation import DONE, FAIL, PROGRESS, SKIP, Exchange, Located, Reply, Step
 from .protocol.retry import Raise, Recover, Wait, after_recovery, after_send_failure
 from .protocol.stream import ReplyChunk
 
@@ -89,8 +89,7 @@ class SocketCall(Generic[R]):
     async def result(self) -> R:
         """Run the exchange to its end and return its result."""
         async with self:
-            while await self.step() is not Step.DONE:
-                pass
+            await self.step(progress=False)
         assert self.exchange.result is not None  # DONE sets it
         return self.exchange.result
 
@@ -105,7 +104,7 @@ class SocketCall(Generic[R]):
                 if chunk is not None:
                     self._guard_abandonment()
                     yield chunk
-                if step is Step.DONE:
+                if step is DONE:
                     return
 
     # --- setting up and tearing down ----------------------------------------------------------
@@ -169,27 +168,31 @@ class SocketCall(Generic[R]):
 
     # --- one step -----------------------------------------------------------------------------
 
-    async def step(self) -> Step:
-        """Wait for the next frame that means something (``PROGRESS`` or ``DONE``),
-        handling failures by the policies; raises the error they decide on."""
+    async def step(self, *, progress: bool = True) -> Step:
+        """Wait for the next frame that means something (``PROGRESS`` or ``DONE``; only
+        ``DONE`` when ``progress`` is false: then no chunk is taken, and the frames are
+        fed in one loop), handling failures by the policies; raises the error they decide on."""
         exchange = self.exchange
+        first = self._first
         while True:
             try:
                 inbox = self._inbox or await self._send()
-                assert self.deadline is not None and self._first is not None
-                event = await inbox.next(self.deadline if exchange.started else self._first)
+                assert self.deadline is not None and first is not None
+                event = await inbox.next(
+                    self.deadline if first is self.deadline or exchange.started else first
+                )
             except CaiError as exc:
                 await self._failed(exc)
             else:
                 step = exchange.handle(event)
-                if step is Step.SKIP:
+                if step is SKIP or (step is PROGRESS and not progress):
                     continue
-                if step is not Step.FAIL:
+                if step is not FAIL:
                     return step
                 assert exchange.error is not None
                 await self._failed(exchange.error)
             if exchange.done:
-                return Step.DONE
+                return DONE
 
     async def _send(self) -> Inbox:
         assert self.deadline is not None

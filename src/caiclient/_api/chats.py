@@ -11,8 +11,8 @@ from typing import TypeVar
 
 from .._core import ClientCore
 from .._deadline import Deadline
-from .._exchange import SocketCall
-from .._ids import new_id
+from .._exchange import Frame, SocketCall
+from .._ids import new_id, new_ids
 from .._locks import KeyedLocks
 from .._paging import cursor_pages
 from .._validate import (
@@ -179,27 +179,20 @@ class AsyncChatsAPI:
     # --- sending ----------------------------------------------------------------------------
 
     def _reply(self, chat: Chat, text: str, timeout: float | None) -> SocketCall[Turn]:
-        request_id, turn_id, candidate_id = new_id(), new_id(), new_id()
-
-        def frame(author_id: str) -> bytes:
-            return neo.create_and_generate_turn(
-                request_id=request_id,
-                chat_id=chat.chat_id,
-                character_id=chat.character_id,
-                turn_id=turn_id,
-                candidate_id=candidate_id,
-                author_id=author_id,
-                text=text,
-            )
-
-        async def locate(deadline: Deadline) -> tuple[generation.Located, Turn | None]:
-            request = chats_proto.turns_page(self._core.endpoints, chat.chat_id)
-            body = await self._core.call(request, deadline=deadline, not_found=ChatNotFound)
-            return generation.locate_reply(chats_proto.parse_turns_page(body)[0], turn_id)
-
+        # Bytes or partials, not closures: thousands of these may wait at once, and every
+        # closure cell is one more object for the garbage collector to walk.
+        request_id, turn_id, candidate_id = new_ids(3)
+        core = self._core
+        user = core.cached_user
+        frame: Frame = (
+            partial(_message_frame, request_id, chat, turn_id, candidate_id, text)
+            if user is None
+            else _message_frame(request_id, chat, turn_id, candidate_id, text, user.id)
+        )
         exchange = generation.Reply(own_turn_id=turn_id)
         lock = (self._chat_locks, chat.chat_id)
-        return SocketCall(self._core, exchange, frame, request_id, timeout, lock, locate)
+        locate = partial(_locate_reply, core, chat, turn_id)
+        return SocketCall(core, exchange, frame, request_id, timeout, lock, locate)
 
     async def send(self, chat: Chat, text: str, *, timeout: float | None = None) -> Turn:
         """Send ``text`` and return the character's complete reply turn.
@@ -444,3 +437,26 @@ class AsyncChatsAPI:
             return chats_proto.parse_turns_page(body)
 
         return cursor_pages(fetch, f"chat {chat_id}")
+
+
+def _message_frame(
+    request_id: str, chat: Chat, turn_id: str, candidate_id: str, text: str, author_id: str
+) -> bytes:
+    return neo.create_and_generate_turn(
+        request_id=request_id,
+        chat_id=chat.chat_id,
+        character_id=chat.character_id,
+        turn_id=turn_id,
+        candidate_id=candidate_id,
+        author_id=author_id,
+        text=text,
+    )
+
+
+async def _locate_reply(
+    core: ClientCore, chat: Chat, turn_id: str, deadline: Deadline
+) -> tuple[generation.Located, Turn | None]:
+    """Where the history shows the message ``turn_id`` and its reply (after a drop)."""
+    request = chats_proto.turns_page(core.endpoints, chat.chat_id)
+    body = await core.call(request, deadline=deadline, not_found=ChatNotFound)
+    return generation.locate_reply(chats_proto.parse_turns_page(body)[0], turn_id)
