@@ -193,7 +193,7 @@ class Generation:
         candidate = turn.primary
         assert candidate is not None
         text = candidate.raw_content if stored is None else stored
-        keys = (*keys_of(text), *keys_of(shown))
+        keys = keys_of(text) if shown == text else (*keys_of(text), *keys_of(shown))
         job = self.job
         if index == 0 and isinstance(self.action, rc.Generate):
             job.turns.append(rc.MTurn(None, True, (rc.MCandidate("", keys_of(self.text)),)))

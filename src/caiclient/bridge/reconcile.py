@@ -90,7 +90,7 @@ def normalise(text: str, names: Iterable[str] = ()) -> str:
         text = unicodedata.normalize("NFC", text)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if _TRAILING_BLANKS.search(text) is not None:
+    if "\n" in text and _TRAILING_BLANKS.search(text) is not None:  # (memchr first)
         text = "\n".join(line.rstrip() for line in text.split("\n"))
     text = text.strip()
     for name in names:

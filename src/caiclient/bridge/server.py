@@ -323,7 +323,16 @@ class _SSEResponse(web.StreamResponse):
 
 class _Stream(_Answer):
     """An SSE stream: each batch in one write; the last choice's finish is held back and
-    goes out with the usage chunk and ``[DONE]`` in the final write."""
+    goes out with the usage chunk and ``[DONE]`` in the final write.
+
+    Keep-alives: ``: ping`` comments when the stream has been quiet for the app's ping
+    interval (the app's :class:`_Pinger` calls :meth:`due`). Until the first batch the
+    response is not opened, so that early failures get a real status, unless the first
+    batch takes longer than that: then the 200 goes out with the first ping. No task unless
+    a ping is due. (One object, not a stream and a keep-alive that point at each other: a
+    reference cycle per request would leave every request's objects to the garbage
+    collector; docs/bridge.md, "Performance".)
+    """
 
     def __init__(
         self, request: web.Request, req: wire.ChatRequest, ctx: RequestContext, pinger: _Pinger
@@ -333,7 +342,12 @@ class _Stream(_Answer):
         self.opened: set[int] = set()
         self.texts: list[str] = []
         self.last = req.n - 1
-        self.keep = _KeepAlive(self, pinger)
+        self.held = b""  # What the stream holds back (written before an error event).
+        self._pinger = pinger
+        self._loop = asyncio.get_running_loop()
+        self._quiet_since = self._loop.time()
+        self._ping_task: asyncio.Task[None] | None = None
+        pinger.add(self)
 
     async def open(self) -> web.StreamResponse:
         """The SSE response, prepared; its headers go out with its first write."""
@@ -345,9 +359,8 @@ class _Stream(_Answer):
     def render(self, batch: list[Event]) -> tuple[list[bytes], bool]:
         """The bytes of a batch (after what was held), and whether it ends the answer."""
         writer = self.writer
-        keep = self.keep
-        out = [keep.held] if keep.held else []
-        keep.held = b""
+        out = [self.held] if self.held else []
+        self.held = b""
         for event in batch:
             if isinstance(event, Done):
                 if self.req.include_usage:
@@ -365,18 +378,17 @@ class _Stream(_Answer):
         return out, False
 
     async def send(self, batch: list[Event]) -> None:
-        keep = self.keep
-        response = self.response or await keep.opened() or await self.open()
+        response = self.response or await self._pinged() or await self.open()
         out, done = self.render(batch)
         if done:
             await response.write_eof(b"".join(out))
             return
         last = batch[-1] if batch else None
         if isinstance(last, Finish) and last.index == self.last:
-            keep.held = b"".join(out)  # Only [DONE] can follow: they go out together.
+            self.held = b"".join(out)  # Only [DONE] can follow: they go out together.
         elif out:
             await response.write(b"".join(out))
-            keep.touch()
+            self._quiet_since = self._loop.time()
 
     async def broke_off(self, exc: BaseException) -> None:
         # The status is sent: an error event, then the stream ends.
@@ -384,14 +396,37 @@ class _Stream(_Answer):
         log.info("stream broke off: %s: %s", type(exc).__name__, exc)
         _, type_, code, _ = _mapping(exc)
         try:
-            await self.response.write(
-                self.keep.held + wire.error_event(str(exc), type=type_, code=code)
-            )
+            await self.response.write(self.held + wire.error_event(str(exc), type=type_, code=code))
         except ConnectionError as gone:
             log.info("the client went away mid-stream (%s)", gone)
 
     def close(self) -> None:
-        self.keep.stop()
+        self._pinger.discard(self)
+        if self._ping_task is not None:
+            self._ping_task.cancel()
+
+    # --- keep-alives ----------------------------------------------------------------------
+
+    def due(self, now: float, interval: float) -> None:
+        """Called by the pinger: ping if quiet for ``interval`` and no ping is under way."""
+        task = self._ping_task
+        if now - self._quiet_since >= interval and (task is None or task.done()):
+            self._ping_task = self._loop.create_task(self._ping())
+            self._quiet_since = now
+
+    async def _ping(self) -> None:
+        try:
+            response = self.response or await self.open()
+            await response.write(wire.PING)
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("keep-alive not sent: %s", exc)
+
+    async def _pinged(self) -> web.StreamResponse | None:
+        """The response if a ping opened it (waiting for a ping under way), else None."""
+        task = self._ping_task
+        if task is not None and not task.done():
+            await asyncio.wait({task})
+        return self.response
 
 
 class _Pinger:
@@ -401,16 +436,16 @@ class _Pinger:
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
-        self._streams: dict[_KeepAlive, None] = {}
+        self._streams: dict[_Stream, None] = {}
         self._handle: asyncio.TimerHandle | None = None
 
-    def add(self, keep: _KeepAlive) -> None:
-        self._streams[keep] = None
+    def add(self, stream: _Stream) -> None:
+        self._streams[stream] = None
         if self._handle is None:
             self._handle = asyncio.get_running_loop().call_later(self.interval / 4, self._tick)
 
-    def discard(self, keep: _KeepAlive) -> None:
-        self._streams.pop(keep, None)
+    def discard(self, stream: _Stream) -> None:
+        self._streams.pop(stream, None)
 
     def _tick(self) -> None:
         self._handle = None
@@ -418,53 +453,9 @@ class _Pinger:
             return
         loop = asyncio.get_running_loop()
         now = loop.time()
-        for keep in list(self._streams):
-            keep.due(now, self.interval)
+        for stream in list(self._streams):
+            stream.due(now, self.interval)
         self._handle = loop.call_later(self.interval / 4, self._tick)
-
-
-class _KeepAlive:
-    """``: ping`` comments when a stream has been quiet for the app's ping interval.
-
-    Until the first batch the response is not opened, so that early failures get a real
-    status, unless the first batch takes longer than that: then the 200 goes out with the
-    first ping. No task unless a ping is due.
-    """
-
-    def __init__(self, stream: _Stream, pinger: _Pinger) -> None:
-        self._stream = stream
-        self._pinger = pinger
-        self._loop = asyncio.get_running_loop()
-        self._last = self._loop.time()
-        self._task: asyncio.Task[None] | None = None
-        self.held = b""  # What the stream holds back (written before an error event).
-        pinger.add(self)
-
-    def touch(self) -> None:
-        self._last = self._loop.time()
-
-    def due(self, now: float, interval: float) -> None:
-        if now - self._last >= interval and (self._task is None or self._task.done()):
-            self._task = self._loop.create_task(self._ping())
-            self._last = now
-
-    async def _ping(self) -> None:
-        try:
-            response = self._stream.response or await self._stream.open()
-            await response.write(wire.PING)
-        except (ConnectionError, RuntimeError) as exc:
-            log.debug("keep-alive not sent: %s", exc)
-
-    async def opened(self) -> web.StreamResponse | None:
-        """The response if a ping opened it (waiting for a ping under way), else None."""
-        if self._task is not None and not self._task.done():
-            await asyncio.wait({self._task})
-        return self._stream.response
-
-    def stop(self) -> None:
-        self._pinger.discard(self)
-        if self._task is not None:
-            self._task.cancel()
 
 
 # --- models, health, metrics --------------------------------------------------------------------
