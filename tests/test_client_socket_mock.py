@@ -344,6 +344,24 @@ async def test_first_chunk_timeout_bounds_the_wait_for_the_first_frame(
             await asyncio.wait_for(send, 10)
 
 
+async def test_after_the_first_frame_the_whole_deadline_applies(service: Service, neo: Neo) -> None:
+    def script(frame: dict[str, Any], ws: MockWebSocket) -> None:
+        rid = frame["request_id"]
+        push(ws, "add_turn", rid, turn=bot_turn(CHAT_ID, "Slow", final=False))
+        later = asyncio.get_running_loop().call_later
+        later(
+            0.4, lambda: push(ws, "update_turn", rid, turn=bot_turn(CHAT_ID, "Slow!", final=True))
+        )
+
+    neo.scripts["create_and_generate_turn"] = script
+    transport = MockTransport(service, websocket=neo)
+    async with make_client(transport, first_chunk_timeout=0.1) as client:
+        turn = await asyncio.wait_for(client.chats.send(CHAT, "take your time", timeout=30), 10)
+        assert turn.text == "Slow!"
+        chunks = [c async for c in client.chats.stream(CHAT, "again", timeout=30)]
+        assert [c.text for c in chunks] == ["Slow", "Slow!"]
+
+
 # ---- stream -------------------------------------------------------------------------------------
 
 

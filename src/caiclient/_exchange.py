@@ -24,7 +24,7 @@ from ._socket import Inbox, ReconnectingSocket
 from .errors import CaiError, ClientClosed, Disconnected, ServerError, TransportError
 from .models import Turn
 from .protocol import neo
-from .protocol.generation import DONE, FAIL, PROGRESS, SKIP, Exchange, Located, Reply, Step
+from .protocol.generation import DONE, FAIL, PROGRESS, Exchange, Located, Reply, Step
 from .protocol.retry import Raise, Recover, Wait, after_recovery, after_send_failure
 from .protocol.stream import ReplyChunk
 
@@ -181,20 +181,24 @@ class SocketCall(Generic[R]):
         ``DONE`` when ``progress`` is false: then no chunk is taken, and the frames are
         fed in one loop), handling failures by the policies; raises the error they decide on."""
         exchange = self.exchange
-        first = self._first
+        deadline, first = self.deadline, self._first
+        assert deadline is not None and first is not None
+        handle = exchange.handle
+        wanted = (DONE, FAIL, PROGRESS) if progress else (DONE, FAIL)
         while True:
             try:
                 inbox = self._inbox or await self._send()
-                assert self.deadline is not None and first is not None
-                event = await inbox.next(
-                    self.deadline if first is self.deadline or exchange.started else first
-                )
+                while True:  # The frames of one inbox: the loop every reply runs per frame.
+                    step = handle(
+                        await inbox.next(
+                            deadline if first is deadline or exchange.started else first
+                        )
+                    )
+                    if step in wanted:
+                        break
             except CaiError as exc:
                 await self._failed(exc)
             else:
-                step = exchange.handle(event)
-                if step is SKIP or (step is PROGRESS and not progress):
-                    continue
                 if step is not FAIL:
                     return step
                 assert exchange.error is not None

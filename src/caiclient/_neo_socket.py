@@ -44,16 +44,13 @@ class NeoSocket(ReconnectingSocket):
 
     def _received(self, ws: WebSocket, data: bytes | str) -> None:
         event = parse_frame(data)
+        inbox = self._inboxes.get(event.request_id)  # type: ignore[arg-type]  # None: no inbox
+        if inbox is not None:  # The common case first.
+            inbox.put(event)
+            return
         if isinstance(event, Keepalive):
             self._keepalive(ws)
-            return
-        request_id = event.request_id
-        if request_id is not None:
-            inbox = self._inboxes.get(request_id)
-            if inbox is not None:
-                inbox.put(event)
-                return
-        if isinstance(event, (UnknownFrame, Malformed)):
+        elif isinstance(event, (UnknownFrame, Malformed)):
             log.warning("dropped a frame the client does not understand: %.200r", event)
         else:
             log.debug("dropped a %s frame for no waiting request", type(event).__name__)
