@@ -167,6 +167,9 @@ def locate_reply(turns: list[Turn], turn_id: str) -> tuple[Located, Turn | None]
     return Located.NOT_RECEIVED, None
 
 
+_TURN_EVENTS = (neo.AddTurn, neo.UpdateTurn)
+
+
 class Reply(Exchange[Turn]):
     """A generation, in one of three forms:
 
@@ -215,21 +218,24 @@ class Reply(Exchange[Turn]):
         return self.accumulator.turn is not None
 
     def _handle(self, event: neo.Event) -> Step:
-        if not isinstance(event, (neo.AddTurn, neo.UpdateTurn)):
+        if not isinstance(event, _TURN_EVENTS):
             return SKIP
         turn = event.turn
-        if self.base is None:
-            if turn.turn_key.turn_id == self.own_turn_id:
+        base = self.base
+        if base is None:
+            own = self.own_turn_id
+            if turn.turn_key.turn_id == own:
                 return SKIP  # The echo of our own message.
-            if self.own_turn_id is None and self._not_ours(turn):
+            if own is None and self._not_ours(turn):
                 return SKIP
-        elif turn.turn_key.turn_id != self.base.turn_id:
+        elif turn.turn_key.turn_id != base.turn_id:
             return SKIP
         elif self.accumulator.candidate_id is None:
             self.accumulator = ReplyAccumulator(candidate_id=self._new_candidate(turn))
-        if not self.accumulator.update(turn):
+        accumulator = self.accumulator
+        if not accumulator.update(turn):
             return SKIP
-        return self._finish(self._complete()) if self.accumulator.final else PROGRESS
+        return self._finish(self._complete()) if accumulator.final else PROGRESS
 
     def _not_ours(self, turn: Turn) -> bool:
         """A new character turn: a user's turn, or another turn than the one followed."""

@@ -85,10 +85,10 @@ class ReplyAccumulator:
         if candidate is None:
             return False
         self.turn = turn
-        text = candidate.raw_content
-        changed = text != self._text or candidate.is_final
+        text, final = candidate.raw_content, candidate.is_final
+        changed = final or text != self._text
         self._text = text
-        self.final = candidate.is_final
+        self.final = final
         return changed
 
     def adopt(self, turn: Turn) -> None:
