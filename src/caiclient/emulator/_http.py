@@ -20,6 +20,7 @@ __all__ = [
     "error_middleware",
     "json_response",
     "limited_user",
+    "neo_error",
     "neo_error_body",
     "query_count",
     "read_json",
@@ -63,6 +64,11 @@ def neo_error_body(comment: str, error_code: int) -> dict[str, Any]:
         "sub_code": None,
         "retry_after_seconds": None,
     }
+
+
+def neo_error(status: int, comment: str) -> ApiError:
+    """A neo REST refusal: HTTP ``status`` with the neo error object as its body."""
+    return ApiError(status, neo_error_body(comment, status))
 
 
 def token_from_header(value: str | None) -> str | None:

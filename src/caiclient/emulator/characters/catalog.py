@@ -15,7 +15,7 @@ from .._http import (
     ApiError,
     authenticate,
     json_response,
-    neo_error_body,
+    neo_error,
     read_json,
 )
 from .._util import new_id, now_iso
@@ -155,7 +155,7 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
 async def _neo_object(request: web.Request) -> dict[str, Any]:
     body = await read_json(request)
     if not isinstance(body, dict):
-        raise ApiError(400, neo_error_body("Invalid payload: expected a JSON object", 400))
+        raise neo_error(400, "Invalid payload: expected a JSON object")
     return body
 
 
@@ -178,7 +178,7 @@ async def neo_character_infos(request: web.Request) -> web.Response:
     user = authenticate(request)
     ids = (await _neo_object(request)).get("external_ids")
     if not isinstance(ids, list):
-        raise ApiError(400, neo_error_body("Invalid payload: external_ids must be a list", 400))
+        raise neo_error(400, "Invalid payload: external_ids must be a list")
     catalog = _catalog(request)
     found = (catalog.visible(user, cid) for cid in ids)
     characters = [catalog.full(c, user, neo=True) for c in found if c is not None]
@@ -302,10 +302,10 @@ async def create_report(request: web.Request) -> web.Response:
     category, kind = body.get("category"), body.get("type", "CHARACTER")
     comments = body.get("comments", "")
     if category not in REPORT_CATEGORIES or kind != "CHARACTER" or not isinstance(comments, str):
-        raise ApiError(400, neo_error_body("Invalid report", 400))
+        raise neo_error(400, "Invalid report")
     character = _catalog(request).visible(user, body.get("reported_resource_id"))
     if character is None:
-        raise ApiError(404, neo_error_body("Character not found", 404))
+        raise neo_error(404, "Character not found")
     report = ReportRecord(new_id(), user.id, character.id, kind, category, comments, now_iso())
     request.app[STATE].store.persist.put("report", report.report_id, report)
     return json_response({"report": {"report_id": report.report_id}})

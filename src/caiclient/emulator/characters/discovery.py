@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from .._http import DJANGO_PREFIXES, ApiError, authenticate, json_response, neo_error_body
+from .._http import DJANGO_PREFIXES, ApiError, authenticate, json_response, neo_error
 from ..chat.store import CHAT
 from ..store import User
 from ..trpc import TrpcCall, TrpcError, add_procedure
@@ -309,7 +309,7 @@ async def similar(request: web.Request) -> web.Response:
     catalog = _catalog(request)
     character = catalog.visible(user, request.match_info["character_id"])
     if character is None:
-        raise ApiError(404, neo_error_body(NOT_FOUND, 404))
+        raise neo_error(404, NOT_FOUND)
     shared = set(character.categories)
     others = [c for c in catalog.listed() if c.id != character.id]
     ordered = sorted(

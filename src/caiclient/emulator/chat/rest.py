@@ -14,7 +14,13 @@ from urllib.parse import parse_qsl
 import msgspec
 from aiohttp import web
 
-from .._http import ApiError, json_response, limited_user, neo_error_body, query_count, read_json
+from .._http import (
+    json_response,
+    limited_user,
+    neo_error,
+    query_count,
+    read_json,
+)
 from .._util import b64url, b64url_decode, new_id, now_iso
 from ..rooms.store import ROOMS, RoomStore
 from ..wire import Chat, Turn, WireTurnKey, pin_view
@@ -72,10 +78,6 @@ class _UnannotateBody(msgspec.Struct):
 # ---- helpers ----------------------------------------------------------------------------
 
 
-def _neo_error(status: int, comment: str) -> ApiError:
-    return ApiError(status, neo_error_body(comment, status))
-
-
 def _store(request: web.Request) -> ChatStore:
     return request.app[CHAT]
 
@@ -84,7 +86,7 @@ def _chat_by_id(request: web.Request, chat_id: str) -> ChatRecord:
     """The chat if the caller owns it; 404 for unknown *and* foreign chats alike."""
     rec = _store(request).chat_for(limited_user(request), chat_id)
     if rec is None:
-        raise _neo_error(404, "Chat not found")
+        raise neo_error(404, "Chat not found")
     return rec
 
 
@@ -94,14 +96,14 @@ def _chat_or_404(request: web.Request) -> ChatRecord:
 
 def _writable(rec: ChatRecord) -> ChatRecord:
     if rec.archived:
-        raise _neo_error(400, "Chat is archived")
+        raise neo_error(400, "Chat is archived")
     return rec
 
 
 def _turn_or_404(store: ChatStore, rec: ChatRecord, turn_id: str | None) -> Turn:
     turn = store.turn(rec, turn_id or "")
     if turn is None:
-        raise _neo_error(404, "Turn not found")
+        raise neo_error(404, "Turn not found")
     return turn
 
 
@@ -124,7 +126,7 @@ def decode_cursor(token: str) -> int:
             raise ValueError(token)
         return int(digits)
     except ValueError:
-        raise _neo_error(400, "Invalid next_token") from None
+        raise neo_error(400, "Invalid next_token") from None
 
 
 def _query(request: web.Request) -> dict[str, str]:
@@ -196,7 +198,7 @@ async def set_model(request: web.Request) -> web.Response:
     body: _ModelBody = await _body(request, _ModelBody)
     model = body.preferred_model_type
     if not model.startswith("MODEL_TYPE_") or len(model) == len("MODEL_TYPE_"):
-        raise _neo_error(400, f"Invalid preferred_model_type: {model}")
+        raise neo_error(400, f"Invalid preferred_model_type: {model}")
     rec.chat.preferred_model_type = model
     _store(request).save_chat(rec)
     return json_response(_chat_body(rec))
@@ -210,7 +212,7 @@ async def copy_chat(request: web.Request) -> web.Response:
     store = _store(request)
     end = store.position(rec, body.end_turn_id)
     if end is None:
-        raise _neo_error(404, "Turn not found")
+        raise neo_error(404, "Turn not found")
     source = rec.chat
     chat = Chat(
         chat_id=new_id(),
@@ -244,7 +246,7 @@ async def list_chats(request: web.Request) -> web.Response:
         previews = query_count(query.get("num_preview_turns"), 0, MAX_PREVIEW_TURNS)
     except ValueError:
         detail = f"Invalid num_preview_turns: a whole number from 0 to {MAX_PREVIEW_TURNS}"
-        raise _neo_error(400, detail) from None
+        raise neo_error(400, detail) from None
     chats = []
     for rec in _store(request).chats_of(user, wanted):
         body = _with_character(rec)
@@ -290,7 +292,7 @@ async def get_turns(request: web.Request) -> web.Response:
     elif room is not None:
         turns, cursor = RoomStore.page(room, before, PAGE_SIZE, pinned_only=pinned)
     else:
-        raise _neo_error(404, "Chat not found")
+        raise neo_error(404, "Chat not found")
     if query.get("candidate_filter") != "all":
         turns = [t.primary_only() for t in turns]
     next_token = encode_cursor(cursor) if cursor is not None else None
@@ -323,9 +325,9 @@ async def pin_turn(request: web.Request) -> web.Response:
 def _check_annotation(fields: _AnnotationFields) -> None:
     kind, value = fields.annotation_type, fields.annotation_value
     if not kind:
-        raise _neo_error(400, "Invalid annotation: empty annotation_type")
+        raise neo_error(400, "Invalid annotation: empty annotation_type")
     if kind == "star" and value not in _STAR_VALUES:
-        raise _neo_error(400, "Invalid annotation: a star rating is 1 to 4")
+        raise neo_error(400, "Invalid annotation: a star rating is 1 to 4")
 
 
 async def create_annotation(request: web.Request) -> web.Response:
@@ -335,7 +337,7 @@ async def create_annotation(request: web.Request) -> web.Response:
     store = _store(request)
     turn = _turn_or_404(store, rec, body.turn_key.turn_id)
     if all(c.candidate_id != body.candidate_id for c in turn.candidates):
-        raise _neo_error(404, "Turn candidate not found")
+        raise neo_error(404, "Turn candidate not found")
     _check_annotation(body.annotation)
     note = Annotation(
         annotation_id=new_id(),
@@ -359,7 +361,7 @@ async def swipe_annotation(request: web.Request) -> web.Response:
     rec = _chat_by_id(request, info["chat_id"])
     turn = _turn_or_404(_store(request), rec, info["turn_id"])
     if all(c.candidate_id != info["candidate_id"] for c in turn.candidates):
-        raise _neo_error(404, "Turn candidate not found")
+        raise neo_error(404, "Turn candidate not found")
     return json_response({})
 
 
@@ -370,7 +372,7 @@ async def remove_annotation(request: web.Request) -> web.Response:
     store = _store(request)
     note = store.annotations.get(body.annotation_id)
     if note is None or note.owner_id != user.id:
-        raise _neo_error(404, "Annotation not found")
+        raise neo_error(404, "Annotation not found")
     store.remove_annotation(note.annotation_id)
     return json_response({})
 

@@ -17,7 +17,7 @@ from .._http import (
     ApiError,
     authenticate,
     json_response,
-    neo_error_body,
+    neo_error,
     read_json,
 )
 from .._util import decode_json, new_id, now_iso
@@ -38,12 +38,8 @@ API = "/neo/multimodal/api/v1"
 _VISIBILITIES = ("public", "private")
 
 
-def _neo(status: int, comment: str) -> ApiError:
-    return ApiError(status, neo_error_body(comment, status))
-
-
 def _voice_not_found() -> ApiError:
-    return _neo(404, "Voice not found")
+    return neo_error(404, "Voice not found")
 
 
 def _media(request: web.Request) -> MediaStore:
@@ -118,26 +114,26 @@ def _str_field(fields: dict[str, Any], key: str, default: str) -> str:
     if value is None:
         return default
     if not isinstance(value, str):
-        raise _neo(400, f"Invalid voice: {key} must be a string")
+        raise neo_error(400, f"Invalid voice: {key} must be a string")
     return value
 
 
 def _apply(fields: Any, voice: VoiceRecord) -> None:
     """Copy the editable fields of a wire voice into ``voice``, checking each."""
     if not isinstance(fields, dict):
-        raise _neo(400, 'Invalid voice: expected {"voice": {...}}')
+        raise neo_error(400, 'Invalid voice: expected {"voice": {...}}')
     name = _str_field(fields, "name", voice.name).strip()
     if not 3 <= len(name) <= 20:
-        raise _neo(400, "Invalid voice: name must be 3 to 20 characters")
+        raise neo_error(400, "Invalid voice: name must be 3 to 20 characters")
     description = _str_field(fields, "description", voice.description)
     if len(description) > 120:
-        raise _neo(400, "Invalid voice: description must be at most 120 characters")
+        raise neo_error(400, "Invalid voice: description must be at most 120 characters")
     visibility = _str_field(fields, "visibility", voice.visibility).lower()
     if visibility not in _VISIBILITIES:
-        raise _neo(400, "Invalid voice: visibility must be public or private")
+        raise neo_error(400, "Invalid voice: visibility must be public or private")
     preview = _str_field(fields, "previewText", voice.preview_text)
     if len(preview) > 500:
-        raise _neo(400, "Invalid voice: previewText must be at most 500 characters")
+        raise neo_error(400, "Invalid voice: previewText must be at most 500 characters")
     voice.name, voice.description, voice.visibility = name, description, visibility
     voice.gender = _str_field(fields, "gender", voice.gender) or "neutral"
     voice.preview_text = preview
@@ -147,7 +143,7 @@ def _voice_json(raw: bytes) -> Any:
     try:
         body = decode_json(raw)
     except msgspec.DecodeError:
-        raise _neo(400, "Invalid voice: the json part is not JSON") from None
+        raise neo_error(400, "Invalid voice: the json part is not JSON") from None
     return body.get("voice") if isinstance(body, dict) else None
 
 
@@ -158,14 +154,15 @@ async def create_voice(request: web.Request) -> web.Response:
         form = await read_form(request, max_part_bytes=MAX_AUDIO_BYTES)
     except FormError as exc:
         if exc.too_large:
-            raise _neo(400, f"Audio file too large: the limit is {MAX_AUDIO_BYTES} bytes") from None
-        raise _neo(400, f"Invalid upload: {exc.reason}") from None
+            limit = f"the limit is {MAX_AUDIO_BYTES} bytes"
+            raise neo_error(400, f"Audio file too large: {limit}") from None
+        raise neo_error(400, f"Invalid upload: {exc.reason}") from None
     audio, meta = form.get("file"), form.get("json")
     if audio is None or meta is None:
-        raise _neo(400, "Invalid upload: a file part and a json part are required")
+        raise neo_error(400, "Invalid upload: a file part and a json part are required")
     audio_type = sniff_audio(audio.data)
     if audio_type is None:
-        raise _neo(400, "Invalid upload: the file is not a supported audio file")
+        raise neo_error(400, "Invalid upload: the file is not a supported audio file")
     voice = VoiceRecord(
         id=new_id(),
         name="",
@@ -187,7 +184,7 @@ def _owned(request: web.Request, user: User) -> VoiceRecord:
     if voice is None:
         raise _voice_not_found()
     if voice.owner_id != user.id:
-        raise _neo(403, "Permission denied: this voice belongs to someone else")
+        raise neo_error(403, "Permission denied: this voice belongs to someone else")
     return voice
 
 
@@ -255,18 +252,18 @@ async def replay(request: web.Request) -> web.Response:
     try:
         body = msgspec.convert(await read_json(request), _ReplayBody)
     except msgspec.ValidationError as exc:
-        raise _neo(400, f"Invalid request: {exc}") from None
+        raise neo_error(400, f"Invalid request: {exc}") from None
     if not (body.candidate_id and body.room_id and body.turn_id):
-        raise _neo(400, "Invalid request: candidateId, roomId and turnId are required")
+        raise neo_error(400, "Invalid request: candidateId, roomId and turnId are required")
     store = request.app[CHAT]
     chat = store.chat_for(user, body.room_id)
     if chat is None:
-        raise _neo(404, "Chat not found")
+        raise neo_error(404, "Chat not found")
     turn = store.turn(chat, body.turn_id)
     if turn is None:
-        raise _neo(404, "Turn not found")
+        raise neo_error(404, "Turn not found")
     if all(c.candidate_id != body.candidate_id for c in turn.candidates):
-        raise _neo(404, "Turn candidate not found")
+        raise neo_error(404, "Turn candidate not found")
     voice = _replay_voice(request, user, body, chat.chat.character_id)
     record = _media(request).add_replay(body.candidate_id, voice.id)
     return json_response({"replayUrl": f"{origin(request)}/cdn/audio/replay/{record.key}.mp3"})

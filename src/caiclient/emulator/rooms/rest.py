@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from .._http import ApiError, json_response, limited_user, neo_error_body, read_json
+from .._http import json_response, limited_user, neo_error, read_json
 from .._util import new_id, now_iso
 from ..characters.cast import SeedCharacter
 from ..state import STATE
@@ -67,10 +67,6 @@ class _JoinBody(msgspec.Struct):
 # ---- helpers ----------------------------------------------------------------------------
 
 
-def _error(status: int, comment: str) -> ApiError:
-    return ApiError(status, neo_error_body(comment, status))
-
-
 def _rooms(request: web.Request) -> RoomStore:
     return request.app[ROOMS]
 
@@ -78,7 +74,7 @@ def _rooms(request: web.Request) -> RoomStore:
 def _room_or_404(request: web.Request, user: User) -> RoomRecord:
     rec = _rooms(request).room_for(user, request.match_info["room_id"])
     if rec is None:
-        raise _error(404, "Room not found")
+        raise neo_error(404, "Room not found")
     return rec
 
 
@@ -128,13 +124,13 @@ def _cast(request: web.Request, user: User, ids: list[str]) -> list[SeedCharacte
     core = request.app[STATE].store
     unique = list(dict.fromkeys(ids))
     if not unique:
-        raise _error(400, "A room needs at least one character")
+        raise neo_error(400, "A room needs at least one character")
     if len(unique) > CHARACTER_LIMIT:
-        raise _error(400, "Character limit reached")
+        raise neo_error(400, "Character limit reached")
     cast = [core.character_for(user, cid) for cid in unique]
     found = [c for c in cast if c is not None]
     if len(found) != len(cast):
-        raise _error(404, "Character not found")
+        raise neo_error(404, "Character not found")
     return found
 
 
@@ -143,7 +139,7 @@ async def create_room(request: web.Request) -> web.Response:
     user = limited_user(request)
     body: _CreateBody = await _body(request, _CreateBody)
     if body.visibility not in VISIBILITIES:
-        raise _error(400, "Invalid visibility")
+        raise neo_error(400, "Invalid visibility")
     cast = _cast(request, user, body.characters)
     wanted = body.settings
     settings = RoomSettings(
@@ -196,18 +192,18 @@ def _plan(
         if op.op == "replace" and path == base:
             new_title = op.value.get("title", title)
             if not isinstance(new_title, str):
-                raise _error(400, "Invalid title")
+                raise neo_error(400, "Invalid title")
             title = new_title
         elif op.op in ("add", "remove") and path == f"{base}/characters":
             _patch_cast(request, user, characters, op)
         elif op.op == "replace" and path == f"{base}/settings":
             _check_settings(op.value)
         else:
-            raise _error(400, f"Unsupported patch operation: {op.op} {op.path}")
+            raise neo_error(400, f"Unsupported patch operation: {op.op} {op.path}")
     if not characters:
-        raise _error(400, "A room needs at least one character")
+        raise neo_error(400, "A room needs at least one character")
     if len(characters) > rec.room.settings.character_limit:
-        raise _error(400, "Character limit reached")
+        raise neo_error(400, "Character limit reached")
     return title, characters
 
 
@@ -218,7 +214,7 @@ def _check_settings(value: dict[str, Any]) -> None:
     """A settings change (our choice of path where §9 names only the keys): booleans of
     the four switches only."""
     if not value or any(k not in _SETTABLE or not isinstance(v, bool) for k, v in value.items()):
-        raise _error(400, "Invalid settings")
+        raise neo_error(400, "Invalid settings")
 
 
 def _apply_settings(rec: RoomRecord, ops: list[_PatchOp]) -> None:
@@ -233,13 +229,13 @@ def _patch_cast(request: web.Request, user: User, characters: list[str], op: _Pa
     cid = op.value.get("id")
     if op.op == "add":
         if request.app[STATE].store.character_for(user, cid) is None:
-            raise _error(404, "Character not found")
+            raise neo_error(404, "Character not found")
         if cid not in characters:
             characters.append(str(cid))
     elif cid in characters:
         characters.remove(str(cid))
     else:
-        raise _error(404, "Character not found")
+        raise neo_error(404, "Character not found")
 
 
 async def patch_room(request: web.Request) -> web.Response:
@@ -271,7 +267,7 @@ async def delete_room(request: web.Request) -> web.Response:
     user = limited_user(request)
     rec = _room_or_404(request, user)
     if rec.room.creator_id != user.id:
-        raise _error(403, "Only the room's creator can delete it")
+        raise neo_error(403, "Only the room's creator can delete it")
     _rooms(request).delete(rec)
     return json_response({"id": rec.room.id, "command": "delete_mu_room"})
 
@@ -282,7 +278,7 @@ async def delete_room(request: web.Request) -> web.Response:
 def _by_token(request: web.Request, token: object) -> RoomRecord:
     rec = _rooms(request).by_join_token(token)
     if rec is None:
-        raise _error(404, "Room not found")
+        raise neo_error(404, "Room not found")
     return rec
 
 
@@ -291,7 +287,7 @@ async def preview_room(request: web.Request) -> web.Response:
     limited_user(request)
     token = request.query.get("join_token")
     if not token:
-        raise _error(400, "join_token is required")
+        raise neo_error(400, "join_token is required")
     rec = _by_token(request, token)
     return json_response(room_view(_rooms(request), rec, include_turns=False))
 
@@ -303,7 +299,7 @@ async def join_room(request: web.Request) -> web.Response:
     rec = _by_token(request, body.join_token)
     if rec.member(user.id) is None:
         if len(rec.room.members) >= rec.room.settings.user_limit:
-            raise _error(400, "Room is full")
+            raise neo_error(400, "Room is full")
         rec.room.members.append(Member(user.id, ROLE_MEMBER))
         _rooms(request).save(rec)
     view = room_view(_rooms(request), rec, include_turns=True)
