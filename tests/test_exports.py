@@ -61,3 +61,50 @@ def test_every_namespace_class_follows_the_naming_rule() -> None:
             assert async_cls == "Async" + sync_cls, (async_cls, sync_cls)
     finally:
         sync.close()
+
+
+def test_the_lazy_table_says_what_the_type_checking_imports_say() -> None:
+    # The package imports its names on first use; type checkers read the TYPE_CHECKING block.
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(caiclient.__file__).read_text(encoding="utf-8"))
+    block = next(
+        n for n in tree.body if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test)
+    )
+    imported: dict[str | None, set[str]] = {}
+    for node in block.body:
+        assert isinstance(node, ast.ImportFrom) and node.level == 1
+        for alias in node.names:
+            imported.setdefault(node.module, set()).add(alias.name)
+    lazy = {module: set(names) for module, names in caiclient._EXPORTS.items()}
+    assert imported.pop(None) == {"auth"}  # from . import auth
+    assert imported == lazy
+    assert set(caiclient.__all__) == {*caiclient._ORIGIN, "__version__", "auth"}
+
+
+def test_importing_the_package_loads_no_client_until_a_name_is_used() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, caiclient\n"
+        "before = {m for m in ('asyncio', 'msgspec', 'caiclient.client') if m in sys.modules}\n"
+        "caiclient.errors.CaiError, caiclient.AsyncClient\n"
+        "after = {m for m in ('asyncio', 'msgspec', 'caiclient.client') if m in sys.modules}\n"
+        "print(sorted(before), sorted(after))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[]", "['asyncio',", "'caiclient.client',", "'msgspec']"]
+
+
+@pytest.mark.parametrize(
+    "name", ["auth", "client", "endpoints", "errors", "models", "protocol", "sync"]
+)
+def test_the_submodules_the_package_used_to_load_are_still_attributes(name: str) -> None:
+    import subprocess
+    import sys
+
+    probe = f"import caiclient; print(caiclient.{name}.__name__)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"caiclient.{name}"
