@@ -390,6 +390,32 @@ async def test_stream_skips_frames_that_add_nothing(neo: Neo, api: AsyncClient) 
     assert [c.delta for c in chunks] == ["Same", "!"]
 
 
+async def test_a_coalesced_stream_makes_frames_that_came_together_one_chunk(
+    neo: Neo, api: AsyncClient
+) -> None:
+    neo.scripts["create_and_generate_turn"] = replies("Hel", "Hello", "Hello there")
+    chunks = [c async for c in api.chats.stream(CHAT, "hi", coalesce=True)]
+    assert [(c.delta, c.text, c.final) for c in chunks] == [("Hello there", "Hello there", True)]
+    assert chunks[0].turn.text == "Hello there" and not chunks[0].rewritten
+    neo.scripts["create_and_generate_turn"] = replies("Hello wor", "Hello")
+    [chunk] = [c async for c in api.chats.stream(CHAT, "hi", coalesce=True)]
+    assert (chunk.delta, chunk.text, chunk.final) == ("Hello", "Hello", True)
+
+
+async def test_a_coalesced_stream_holds_nothing_back(neo: Neo, api: AsyncClient) -> None:
+    def script(frame: dict[str, Any], ws: MockWebSocket) -> None:
+        rid = frame["request_id"]
+        push(ws, "add_turn", rid, turn=bot_turn(CHAT_ID, "Slow", final=False))
+        push(ws, "update_turn", rid, turn=bot_turn(CHAT_ID, "Slow and", final=False))
+        later = asyncio.get_running_loop().call_later
+        later(0.2, lambda: push(ws, "update_turn", rid, turn=bot_turn(CHAT_ID, "Slow and steady")))
+
+    neo.scripts["create_and_generate_turn"] = script
+    # The two frames that came together are one chunk; the late one is not waited for.
+    chunks = [(c.delta, c.final) async for c in api.chats.stream(CHAT, "hi", coalesce=True)]
+    assert chunks == [("Slow and", False), (" steady", True)]
+
+
 def streams_forever(frame: dict[str, Any], ws: MockWebSocket) -> None:
     """The first chunk of a reply that never ends."""
     push(ws, "add_turn", frame["request_id"], turn=bot_turn(CHAT_ID, "Once", final=False))
@@ -610,6 +636,13 @@ async def test_stream_regenerate(neo: Neo, api: AsyncClient) -> None:
     assert [c.delta for c in chunks] == ["Ano", "ther one"]
     final = chunks[-1].turn
     assert [c.candidate_id for c in final.candidates] == ["swipe-1", "bot-cand-1"]
+
+
+async def test_a_coalesced_swipe(neo: Neo, api: AsyncClient) -> None:
+    neo.scripts["generate_turn_candidate"] = swipes("Ano", "Another", "Another one")
+    [chunk] = [c async for c in api.chats.stream_regenerate(REPLY, coalesce=True)]
+    assert (chunk.delta, chunk.final) == ("Another one", True)
+    assert [c.candidate_id for c in chunk.turn.candidates] == ["swipe-1", "bot-cand-1"]
 
 
 @pytest.mark.parametrize(

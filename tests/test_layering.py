@@ -104,3 +104,9 @@ def test_the_layering_checks_can_fail() -> None:
     probe = SRC / "protocol" / "neo.py"
     modules = {module for module, _ in _imports(probe)}
     assert "caiclient.errors" in modules and "caiclient.models" in modules
+
+
+def test_the_chats_namespace_stays_under_450_lines() -> None:
+    # Issue 11: `_api/chats.py` keeps only the namespace (the rules are in the core).
+    lines = (SRC / "_api" / "chats.py").read_text(encoding="utf-8").count("\n")
+    assert lines < 450, lines

@@ -21,14 +21,23 @@ from ._core import ClientCore
 from ._deadline import Deadline
 from ._locks import KeyedLocks, Lease
 from ._socket import Inbox, ReconnectingSocket
-from .errors import CaiError, ClientClosed, Disconnected, ServerError, TransportError
-from .models import Turn
+from .errors import (
+    CaiError,
+    ChatNotFound,
+    ClientClosed,
+    Disconnected,
+    ServerError,
+    TransportError,
+)
+from .models import Chat, Turn
+from .protocol import chats as chats_proto
 from .protocol import neo
 from .protocol.generation import DONE, FAIL, PROGRESS, Exchange, Located, Reply, Step
+from .protocol.generation import locate_reply as locate_reply_in
 from .protocol.retry import Raise, Recover, Wait, after_recovery, after_send_failure
 from .protocol.stream import ReplyChunk
 
-__all__ = ["Frame", "Locate", "Prepare", "SocketCall"]
+__all__ = ["Frame", "Locate", "Prepare", "SocketCall", "locate_reply"]
 
 log = logging.getLogger("caiclient.chats")
 
@@ -100,13 +109,17 @@ class SocketCall(Generic[R]):
         assert self.exchange.result is not None  # DONE sets it
         return self.exchange.result
 
-    async def chunks(self) -> AsyncIterator[ReplyChunk]:
-        """Run a reply and yield its chunks as they come; the last one is final."""
+    async def chunks(self, coalesce: bool = False) -> AsyncIterator[ReplyChunk]:
+        """Run a reply and yield its chunks as they come; the last one is final. With
+        ``coalesce``, the frames already received when a chunk is due make one chunk."""
         exchange = self.exchange
         assert isinstance(exchange, Reply)
         async with self:
             while True:
                 step = await self.step()
+                if coalesce:
+                    while step is not DONE and self._inbox is not None and self._inbox.pending:
+                        step = await self.step()
                 chunk = exchange.take()
                 if chunk is not None:
                     self._guard_abandonment()
@@ -283,3 +296,13 @@ class SocketCall(Generic[R]):
         self._resends += 1
         self._core.counts["resent_messages"] += 1
         log.info("request %s never reached the server; sending it again", self.request_id)
+
+
+async def locate_reply(
+    core: ClientCore, chat: Chat, turn_id: str, deadline: Deadline
+) -> tuple[Located, Turn | None]:
+    """Where the history shows the message ``turn_id`` and its reply (after a drop): the
+    ``locate`` of a send."""
+    request = chats_proto.turns_page(core.endpoints, chat.chat_id)
+    body = await core.call(request, deadline=deadline, not_found=ChatNotFound)
+    return locate_reply_in(chats_proto.parse_turns_page(body)[0], turn_id)

@@ -74,6 +74,11 @@ class Inbox:
         self.request_id = request_id
         self.ws = ws
 
+    @property
+    def pending(self) -> bool:
+        """Whether a frame has arrived that :meth:`next` has not returned yet."""
+        return bool(self._items)
+
     def put(self, event: Event) -> None:
         self._items.append(event)
         self._wake()

@@ -548,7 +548,7 @@ class ChatsAPI:
         return self._portal.call(self._api.send, chat, text, timeout=timeout)
 
     def stream(
-        self, chat: Chat, text: str, *, timeout: float | None = None
+        self, chat: Chat, text: str, *, timeout: float | None = None, coalesce: bool = False
     ) -> Iterator[ReplyChunk]:
         """Send ``text`` and iterate over the reply as it is generated.
 
@@ -557,9 +557,13 @@ class ChatsAPI:
         (ValidationError before any I/O); ``timeout`` bounds the whole reply. Leaving early
         (``break`` inside ``contextlib.closing(client.chats.stream(...))``, or cancelling)
         tells the server to stop generating and frees the chat at once; an iterator broken
-        out of but kept unclosed frees it at its deadline.
+        out of but kept unclosed frees it at its deadline. ``coalesce=True`` makes the frames
+        that have already arrived when the next chunk is asked for one chunk (fewer, longer
+        deltas, nothing held back: for a consumer that writes or repaints once per chunk).
         """
-        return self._portal.iterate(self._api.stream(chat, text, timeout=timeout))
+        return self._portal.iterate(
+            self._api.stream(chat, text, timeout=timeout, coalesce=coalesce)
+        )
 
     def regenerate(self, turn: Turn, *, timeout: float | None = None) -> Turn:
         """Generate another reply ("swipe") for a character turn and make it the primary one.
@@ -572,11 +576,14 @@ class ChatsAPI:
         return self._portal.call(self._api.regenerate, turn, timeout=timeout)
 
     def stream_regenerate(
-        self, turn: Turn, *, timeout: float | None = None
+        self, turn: Turn, *, timeout: float | None = None, coalesce: bool = False
     ) -> Iterator[ReplyChunk]:
         """Like :meth:`regenerate`, iterating over the new reply as it is generated (chunks
-        as in :meth:`stream`; the final chunk's ``turn`` is what ``regenerate`` returns)."""
-        return self._portal.iterate(self._api.stream_regenerate(turn, timeout=timeout))
+        and ``coalesce`` as in :meth:`stream`; the final chunk's ``turn`` is what
+        ``regenerate`` returns)."""
+        return self._portal.iterate(
+            self._api.stream_regenerate(turn, timeout=timeout, coalesce=coalesce)
+        )
 
     def edit(self, turn: Turn, text: str, *, timeout: float | None = None) -> Turn:
         """Replace the text of a turn (yours or the character's).

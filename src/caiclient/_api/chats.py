@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from .._core import ClientCore
 from .._deadline import Deadline
-from .._exchange import Frame, SocketCall
+from .._exchange import Frame, SocketCall, locate_reply
 from .._ids import new_id, new_ids
 from .._locks import KeyedLocks
 from .._paging import cursor_pages
@@ -185,13 +185,13 @@ class AsyncChatsAPI:
         core = self._core
         user = core.cached_user
         frame: Frame = (
-            partial(_message_frame, request_id, chat, turn_id, candidate_id, text)
+            partial(chats_proto.message_frame, request_id, chat, turn_id, candidate_id, text)
             if user is None
-            else _message_frame(request_id, chat, turn_id, candidate_id, text, user.id)
+            else chats_proto.message_frame(request_id, chat, turn_id, candidate_id, text, user.id)
         )
         exchange = generation.Reply(own_turn_id=turn_id)
         lock = (self._chat_locks, chat.chat_id)
-        locate = partial(_locate_reply, core, chat, turn_id)
+        locate = partial(locate_reply, core, chat, turn_id)
         return SocketCall(core, exchange, frame, request_id, timeout, lock, locate)
 
     async def send(self, chat: Chat, text: str, *, timeout: float | None = None) -> Turn:
@@ -208,7 +208,7 @@ class AsyncChatsAPI:
         return await self._reply(chat, text, timeout).result()
 
     def stream(
-        self, chat: Chat, text: str, *, timeout: float | None = None
+        self, chat: Chat, text: str, *, timeout: float | None = None, coalesce: bool = False
     ) -> AsyncIterator[ReplyChunk]:
         """Send ``text`` and iterate over the reply as it is generated.
 
@@ -217,12 +217,14 @@ class AsyncChatsAPI:
         (ValidationError before any I/O); ``timeout`` bounds the whole reply. Leaving early
         (``break`` inside ``contextlib.aclosing(client.chats.stream(...))``, or cancelling)
         tells the server to stop generating and frees the chat at once; an iterator broken
-        out of but kept unclosed frees it at its deadline.
+        out of but kept unclosed frees it at its deadline. ``coalesce=True`` makes the frames
+        that have already arrived when the next chunk is asked for one chunk (fewer, longer
+        deltas, nothing held back: for a consumer that writes or repaints once per chunk).
         """
         check_chat(chat)
         check_text(text)
         check_timeout(timeout)
-        return self._reply(chat, text, timeout).chunks()
+        return self._reply(chat, text, timeout).chunks(coalesce)
 
     def _regeneration(self, turn: Turn, timeout: float | None) -> SocketCall[Turn]:
         build = partial(
@@ -245,13 +247,14 @@ class AsyncChatsAPI:
         return await self._regeneration(turn, timeout).result()
 
     def stream_regenerate(
-        self, turn: Turn, *, timeout: float | None = None
+        self, turn: Turn, *, timeout: float | None = None, coalesce: bool = False
     ) -> AsyncIterator[ReplyChunk]:
         """Like :meth:`regenerate`, iterating over the new reply as it is generated (chunks
-        as in :meth:`stream`; the final chunk's ``turn`` is what ``regenerate`` returns)."""
+        and ``coalesce`` as in :meth:`stream`; the final chunk's ``turn`` is what
+        ``regenerate`` returns)."""
         check_character_turn(turn, "regenerated")
         check_timeout(timeout)
-        return self._regeneration(turn, timeout).chunks()
+        return self._regeneration(turn, timeout).chunks(coalesce)
 
     # --- changing turns ---------------------------------------------------------------------
 
@@ -437,26 +440,3 @@ class AsyncChatsAPI:
             return chats_proto.parse_turns_page(body)
 
         return cursor_pages(fetch, f"chat {chat_id}")
-
-
-def _message_frame(
-    request_id: str, chat: Chat, turn_id: str, candidate_id: str, text: str, author_id: str
-) -> bytes:
-    return neo.create_and_generate_turn(
-        request_id=request_id,
-        chat_id=chat.chat_id,
-        character_id=chat.character_id,
-        turn_id=turn_id,
-        candidate_id=candidate_id,
-        author_id=author_id,
-        text=text,
-    )
-
-
-async def _locate_reply(
-    core: ClientCore, chat: Chat, turn_id: str, deadline: Deadline
-) -> tuple[generation.Located, Turn | None]:
-    """Where the history shows the message ``turn_id`` and its reply (after a drop)."""
-    request = chats_proto.turns_page(core.endpoints, chat.chat_id)
-    body = await core.call(request, deadline=deadline, not_found=ChatNotFound)
-    return generation.locate_reply(chats_proto.parse_turns_page(body)[0], turn_id)

@@ -14,6 +14,7 @@ import msgspec
 from ..endpoints import Endpoints
 from ..errors import NotFound
 from ..models import Chat, Turn, TurnKey
+from . import neo
 from .http import Request, check_refusal, decode
 
 __all__ = [
@@ -205,3 +206,18 @@ def parse_annotation_id(body: bytes) -> str:
     """``POST /annotation/create`` → ``{"annotation": {"annotation_id"}}``."""
     check_body(body, "/annotation/create")
     return decode(body, _AnnotationBody, "/annotation/create").annotation.annotation_id
+
+
+def message_frame(
+    request_id: str, chat: Chat, turn_id: str, candidate_id: str, text: str, author_id: str
+) -> bytes:
+    """The frame sending ``text`` to ``chat`` (``create_and_generate_turn``, §8.5)."""
+    return neo.create_and_generate_turn(
+        request_id=request_id,
+        chat_id=chat.chat_id,
+        character_id=chat.character_id,
+        turn_id=turn_id,
+        candidate_id=candidate_id,
+        author_id=author_id,
+        text=text,
+    )
