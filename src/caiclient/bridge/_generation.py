@@ -3,14 +3,15 @@
 The engine (engine.py) decides what to do; a :class:`Generation` does it through the
 client's ``chats.stream`` / ``chats.stream_regenerate`` and yields the answer as batches of
 events: everything that arrived from c.ai while the HTTP layer was busy goes out as one
-batch (one write to the client), and the last delta travels with its choice's finish.
+batch (one write to the client; the client's stream coalesces those frames), and the last
+delta travels with its choice's finish.
 
 A client that goes away is handled here (docs/bridge.md, "Disconnects"):
 
-- streaming: the generation is stopped (leaving the client's stream sends
-  ``abort_generation``) as soon as its first frame has said which turn it is; the candidate
-  c.ai kept is then read back, so the mirror holds its text and what the client was shown;
-  it is never replayed;
+- streaming: the generation is stopped at once (leaving the client's stream sends
+  ``abort_generation``); if a frame had said which turn it is, the candidate c.ai kept is
+  then read back, so the mirror holds its text and what the client was shown (else the
+  chat's history is read on the next request); it is never replayed;
 - not streaming: the client saw nothing, so the reply is read to its end and kept for the
   client's retry (openai-python retries a request that timed out).
 """
@@ -137,47 +138,57 @@ class Generation:
                 self.job, self.job.turns[self.reply_at], self.outcome.generated[0]
             )
 
-    def _open(self, index: int) -> AsyncIterator[ReplyChunk]:
+    def _open(self, index: int, *, coalesce: bool = False) -> AsyncIterator[ReplyChunk]:
         client, job, timeout = self.engine.client, self.job, self.engine.config.timeout
         if index == 0 and isinstance(self.action, rc.Generate):
             ops.info("stream chat=%s", job.record.chat_id)
-            return client.chats.stream(job.chat, self.text, timeout=timeout)
+            return client.chats.stream(job.chat, self.text, timeout=timeout, coalesce=coalesce)
         mturn = job.turns[self.reply_at]
         ops.info("regenerate chat=%s turn=%s", job.record.chat_id, mturn.turn_id)
-        return client.chats.stream_regenerate(job.handle(mturn), timeout=timeout)
+        return client.chats.stream_regenerate(job.handle(mturn), timeout=timeout, coalesce=coalesce)
 
     async def _choice(self, index: int, sink: Sink) -> None:
         """Stream one choice. Each batch holds one Delta of all the text that arrived
         together; the last one also holds the Finish. A client that goes away (the
-        request cancelled, or the sink's ConnectionError) interrupts it."""
+        request cancelled, or the sink's ConnectionError) interrupts it: a streaming one
+        stops the generation at once, a non-streaming one has it read to its end."""
         cut = Truncator(self.req.stop, self.req.max_chars)
-        metrics = self.engine.metrics
-        started = time.monotonic()
-        upstream = _Upstream(self._open(index))
-        final: ReplyChunk | None = None
+        run = _Run(self, index, cut, time.monotonic())
+        if not self.req.stream:
+            await self._buffered(run, sink)
+            return
+        # Read in this task: the client's stream coalesces the frames that came together.
+        stream = cast(AsyncGenerator[ReplyChunk, None], self._open(index, coalesce=True))
+        try:
+            async with aclosing(stream):  # (Leaving it early sends abort_generation.)
+                async for chunk in stream:
+                    run.last = chunk
+                    batch = run.batch([chunk])
+                    if batch:
+                        await sink.send(batch)
+        except (asyncio.CancelledError, ConnectionError):
+            if run.final is None:  # (Otherwise it is complete and recorded.)
+                await settle(self._stopped(run))
+            raise
+        if run.final is None:
+            raise ProtocolError("the reply ended without a final frame")
+
+    async def _buffered(self, run: _Run, sink: Sink) -> None:
+        """A non-streaming choice: read by a task of its own, so that a client that goes
+        away does not cut the read off (its retry gets the reply)."""
+        upstream = _Upstream(self._open(run.index))
         try:
             while (chunks := await upstream.next()) is not None:
-                piece = "".join([piece_of(chunk, cut) for chunk in chunks])
-                if chunks[-1].final:
-                    final = chunks[-1]
-                    piece += cut.flush()
-                batch: list[Event] = []
-                if piece:
-                    if len(piece) == len(cut.shown):
-                        metrics.first_delta(time.monotonic() - started)
-                    batch.append(Delta(index, piece))
-                if final is not None:
-                    metrics.generation(time.monotonic() - started)
-                    batch.append(self._finished(index, final, cut))
+                batch = run.batch(chunks)
                 if batch:
                     await sink.send(batch)
         except (asyncio.CancelledError, ConnectionError):
-            if final is None:  # (Otherwise it is complete and recorded.)
-                await settle(self._interrupted(index, upstream, cut))
+            if run.final is None:
+                await settle(self._finish_unseen(run, upstream))
             raise
         finally:
             upstream.close()
-        if final is None:
+        if run.final is None:
             raise ProtocolError("the reply ended without a final frame")
 
     def _finished(self, index: int, final: ReplyChunk, cut: Truncator) -> Finish:
@@ -208,29 +219,30 @@ class Generation:
 
     # --- the client went away -----------------------------------------------------------------
 
-    async def _interrupted(self, index: int, upstream: _Upstream, cut: Truncator) -> None:
-        """The request was cancelled or its generator closed mid-choice."""
-        if not self.req.stream:
-            final = await upstream.finish()
-            if final is not None and final.turn.primary is not None:
-                self._record(index, final.turn, cut.shown)
-            else:
-                self.outcome.settled = False
-            return
-        # The first frame says which turn and candidate this is; then stop the generation.
-        last = upstream.latest() or await upstream.first()
-        await upstream.stop()
+    async def _finish_unseen(self, run: _Run, upstream: _Upstream) -> None:
+        """A non-streaming client went away: it saw nothing, so the reply is read to its
+        end and kept for its retry."""
+        final = await upstream.finish()
+        if final is not None and final.turn.primary is not None:
+            self._record(run.index, final.turn, run.cut.shown)
+        else:
+            self.outcome.settled = False
+
+    async def _stopped(self, run: _Run) -> None:
+        """A streaming client went away mid-choice and the generation was stopped: the
+        mirror gets the candidate c.ai kept (and what the client was shown)."""
+        last = run.last
         if last is None or last.turn.primary is None:
             self.outcome.settled = False  # Nothing known: the history is read next time.
             return
         if last.final:
-            self._record(index, last.turn, cut.shown)  # It was complete after all.
+            self._record(run.index, last.turn, run.cut.shown)  # It was complete after all.
             return
         self.outcome.aborted = True
         log.info("the client went away mid-stream; the generation was stopped")
         stored = await self._stored_text(last.turn)
         self.outcome.settled = stored is not None
-        self._record(index, last.turn, cut.shown, stored)
+        self._record(run.index, last.turn, run.cut.shown, stored)
 
     async def _stored_text(self, turn: Turn) -> str | None:
         """The text c.ai kept of a stopped candidate, once its history shows it (None if
@@ -285,21 +297,52 @@ async def settle(work: Awaitable[T]) -> T:
         return result
 
 
+class _Run:
+    """One choice being streamed: the events its chunks make, and what came last."""
+
+    __slots__ = ("cut", "final", "generation", "index", "last", "started")
+
+    def __init__(self, generation: Generation, index: int, cut: Truncator, started: float):
+        self.generation = generation
+        self.index = index
+        self.cut = cut
+        self.started = started
+        self.last: ReplyChunk | None = None
+        self.final: ReplyChunk | None = None
+
+    def batch(self, chunks: list[ReplyChunk]) -> list[Event]:
+        """The events of chunks that arrived together: one Delta of their text, and the
+        choice's Finish after the final one."""
+        cut = self.cut
+        piece = "".join([piece_of(chunk, cut) for chunk in chunks])
+        if chunks[-1].final:
+            self.final = chunks[-1]
+            piece += cut.flush()
+        metrics = self.generation.engine.metrics
+        batch: list[Event] = []
+        if piece:
+            if len(piece) == len(cut.shown):
+                metrics.first_delta(time.monotonic() - self.started)
+            batch.append(Delta(self.index, piece))
+        if self.final is not None:
+            metrics.generation(time.monotonic() - self.started)
+            batch.append(self.generation._finished(self.index, self.final, cut))
+        return batch
+
+
 _END = None
 
 
 class _Upstream:
-    """A reply stream read by a task of its own, so that a cancelled request (the client
-    went away) does not cut the read off at an arbitrary point: :meth:`finish` waits for
-    the rest, :meth:`first` for the first chunk, :meth:`stop` ends the stream (which tells
-    c.ai to stop generating). :meth:`next` returns every chunk that has arrived."""
+    """A reply stream read by a task of its own, for a non-streaming request: a client that
+    goes away (the request cancelled) does not cut the read off at an arbitrary point, and
+    :meth:`finish` waits for the rest. :meth:`next` returns every chunk that has arrived."""
 
     def __init__(self, stream: AsyncIterator[ReplyChunk]) -> None:
         self._loop = asyncio.get_running_loop()
         self._items: deque[ReplyChunk | BaseException | None] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._latest: ReplyChunk | None = None
-        self._started: asyncio.Future[None] = self._loop.create_future()
         self._task = self._loop.create_task(self._read(stream))
 
     def _put(self, item: ReplyChunk | BaseException | None) -> None:
@@ -313,14 +356,9 @@ class _Upstream:
             async with aclosing(cast(AsyncGenerator[ReplyChunk, None], stream)) as chunks:
                 async for chunk in chunks:
                     self._latest = chunk
-                    if not self._started.done():
-                        self._started.set_result(None)
                     self._put(chunk)
         except (CaiError, ValueError) as exc:
             self._put(exc)
-        finally:
-            if not self._started.done():
-                self._started.set_result(None)
         self._put(_END)
 
     async def _wait(self) -> None:
@@ -347,25 +385,11 @@ class _Upstream:
         items.popleft()
         raise cast(BaseException, item)
 
-    def latest(self) -> ReplyChunk | None:
-        return self._latest
-
-    async def first(self) -> ReplyChunk | None:
-        """The first chunk, once it came (None if the stream ended without one; the
-        client's first-chunk deadline bounds the wait)."""
-        await asyncio.wait({self._started})
-        return self._latest
-
     async def finish(self) -> ReplyChunk | None:
         """The final chunk, once the stream ended (None if it failed or had none)."""
         await asyncio.wait({self._task})
         latest = self._latest
         return latest if latest is not None and latest.final else None
-
-    async def stop(self) -> None:
-        """End the stream now and wait until it has let go (the chat is free again)."""
-        self._task.cancel()
-        await asyncio.wait({self._task})
 
     def close(self) -> None:
         self._task.cancel()
