@@ -293,6 +293,8 @@ class Engine:
             records = await self.store.matching(partition, keys)
         if target.chat_id is not None and not any(r.chat_id == target.chat_id for r in records):
             return await self._adopt(target, partition, ctx)
+        if ctx.conversation is not None and len(records) == 1:
+            return records[0]  # The conversation's only chat, whether it fits or not.
         best: tuple[tuple[int, int], ChatRecord] | None = None
         for record in records:  # Most recently used first: ties go to it.
             fit = rc.score(dialogue, record.mirror)
