@@ -393,6 +393,11 @@ def test_plan(
         assert (got.classes, got.steps) == (expected.classes, expected.steps)
     else:
         assert got == expected
+    if isinstance(got.action, rc.Generate) and got.action.key:
+        # The key a send carries is its text's, as if worked out again.
+        assert got.action.key == rc.digest(rc.normalise(got.action.text))
+    elif isinstance(got.action, rc.Generate):
+        assert "\n\n" in got.action.text  # Only merged messages have no key of their own.
 
 
 def test_request_key_depends_on_everything_sent() -> None:

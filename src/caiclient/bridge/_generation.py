@@ -129,8 +129,11 @@ class Generation:
         turns = self.job.turns
         return turns[self.reply_at].turn_id if self.reply_at < len(turns) else None
 
-    async def choices(self, sink: Sink) -> None:
+    def choices(self, sink: Sink) -> Awaitable[None]:
         """Every choice, one after another, as batches of events (no Done)."""
+        return self._choice(0, sink) if self.req.n == 1 else self._choices(sink)
+
+    async def _choices(self, sink: Sink) -> None:
         for index in range(self.req.n):
             await self._choice(index, sink)
         if self.req.n > 1:
@@ -204,11 +207,16 @@ class Generation:
         candidate = turn.primary
         assert candidate is not None
         text = candidate.raw_content if stored is None else stored
-        keys = keys_of(text) if shown == text else (*keys_of(text), *keys_of(shown))
+        keys = keys_of(text)
+        if shown != text:
+            keys = tuple(dict.fromkeys((*keys, *keys_of(shown))))
         job = self.job
-        if index == 0 and isinstance(self.action, rc.Generate):
-            job.turns.append(rc.MTurn(None, True, (rc.MCandidate("", keys_of(self.text)),)))
-            new = rc.MCandidate(candidate.candidate_id, tuple(dict.fromkeys(keys)))
+        action = self.action
+        if index == 0 and isinstance(action, rc.Generate):
+            # The message's key as the dialogue has it, unless the text sent differs (a preamble).
+            sent = (action.key,) if action.key and self.text == action.text else keys_of(self.text)
+            job.turns.append(rc.MTurn(None, True, (rc.MCandidate("", sent),)))
+            new = rc.MCandidate(candidate.candidate_id, keys)
             job.turns.append(rc.MTurn(turn.turn_id, False, (new,), candidate.candidate_id))
         else:
             job.turns[self.reply_at] = with_candidate(

@@ -326,9 +326,11 @@ Step = Select | Edit | Alias | Delete | Send
 
 @dataclass(frozen=True, slots=True)
 class Generate:
-    """Send ``text`` and stream the reply."""
+    """Send ``text`` and stream the reply. ``key``: the key of ``text`` when it is one
+    dialogue message (its line's key, so it is not worked out again), else empty."""
 
     text: str
+    key: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -595,7 +597,7 @@ def _append(work: _Work, new: Sequence[Line], *, adopt: bool = False) -> Plan:
         work.steps.extend(exchanges)
     if len(users) > 1:
         work.note("merged")
-    return work.done("new_turn", Generate(_join(users)))
+    return work.done("new_turn", Generate(_join(users), users[0].key if len(users) == 1 else ""))
 
 
 def _ends_with_reply(work: _Work, pairs: Sequence[Pair]) -> Plan:

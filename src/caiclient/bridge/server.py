@@ -181,7 +181,13 @@ def _middleware(settings: Mapping[str, Any], metrics: Metrics) -> Callable[..., 
                 content_type="application/json",
             )
         else:
-            response = await _handle(request, handler, metrics)
+            try:  # (Here, not in a coroutine of its own: one frame fewer to resume.)
+                response = await handler(request)
+            except web.HTTPException as exc:
+                response = _http_error(exc)
+            except (CaiError, StateUnavailable) as exc:
+                _failed(exc, metrics)
+                response = _error_response(exc, None)
         if not response.prepared:
             response.headers.update(_cors_headers(request, origins))
         metrics.request(route, response.status)
@@ -190,20 +196,11 @@ def _middleware(settings: Mapping[str, Any], metrics: Metrics) -> Callable[..., 
     return guard
 
 
-async def _handle(
-    request: web.Request,
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-    metrics: Metrics,
-) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        return _http_error(exc)
-    except (CaiError, StateUnavailable) as exc:
-        metrics.error(type(exc).__name__)
-        if not isinstance(exc, wire.WireError):
-            log.info("request failed: %s: %s", type(exc).__name__, exc)
-        return _error_response(exc, None)
+def _failed(exc: CaiError | StateUnavailable, metrics: Metrics) -> None:
+    """Count and log a request's failure (a WireError is the client's: not logged)."""
+    metrics.error(type(exc).__name__)
+    if not isinstance(exc, wire.WireError):
+        log.info("request failed: %s: %s", type(exc).__name__, exc)
 
 
 # --- chat completions ---------------------------------------------------------------------------
@@ -236,9 +233,7 @@ async def _completions(request: web.Request) -> web.StreamResponse:
     try:
         await engine.complete(req, ctx, answer)
     except (CaiError, StateUnavailable) as exc:
-        engine.metrics.error(type(exc).__name__)
-        if not isinstance(exc, wire.WireError):
-            log.info("request failed: %s: %s", type(exc).__name__, exc)
+        _failed(exc, engine.metrics)
         if answer.response is None:
             return _error_response(exc, ctx)  # Nothing sent yet: a status of its own.
         await answer.broke_off(exc)
