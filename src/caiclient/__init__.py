@@ -68,67 +68,23 @@ if _typing.TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-# The public names and the module each comes from. They are imported on first use (PEP 562),
-# so ``import caiclient`` and ``cai --help`` do not pay for asyncio, msgspec and the client
-# until a name is touched; ``from caiclient import AsyncClient`` imports what it needs. The
-# ``TYPE_CHECKING`` block above says the same for type checkers (a test keeps the two equal).
-_EXPORTS: dict[str, tuple[str, ...]] = {
-    "_config": ("ClientOptions",),
-    "_core": ("ClientStats", "RawBody"),
-    "_validate": ("RATING_LABELS",),
-    "auth": ("AsyncAuth",),
-    "client": ("AsyncClient",),
-    "endpoints": ("Endpoints",),
-    "errors": (
-        "AuthError",
-        "BlockedError",
-        "CaiError",
-        "CharacterNotFound",
-        "ChatNotFound",
-        "ClientClosed",
-        "Disconnected",
-        "DuplicateRequest",
-        "Filtered",
-        "HistoryNotFound",
-        "LoginRequired",
-        "NotFound",
-        "NotLoggedIn",
-        "PersonaNotFound",
-        "ProtocolError",
-        "RateLimited",
-        "RoomNotFound",
-        "ServerError",
-        "Timeout",
-        "TransportError",
-        "TurnNotFound",
-        "UsageError",
-        "UserNotFound",
-        "ValidationError",
-        "VoiceNotFound",
-    ),
-    "models": (
-        "Author",
-        "Candidate",
-        "Character",
-        "CharacterShort",
-        "Chat",
-        "Persona",
-        "PublicUser",
-        "Settings",
-        "Turn",
-        "TurnKey",
-        "User",
-        "V1Chunk",
-        "V1History",
-        "V1Message",
-        "Voice",
-        "VoiceCreator",
-    ),
-    "protocol.retry": ("Backoff", "RetryPolicy"),
-    "protocol.stream": ("ReplyAccumulator", "ReplyChunk"),
-    "sync": ("Auth", "Client"),
-}
-_ORIGIN = {name: module for module, names in _EXPORTS.items() for name in names}
+# The public names are imported on first use (PEP 562), from the first of these modules
+# (lightest first) whose ``__all__`` has them: ``import caiclient`` and ``cai --help`` do not
+# pay for asyncio, msgspec and the client until a name is touched. Type checkers read the
+# ``TYPE_CHECKING`` imports above instead (a test checks that both give the same objects).
+_SOURCES = (
+    "errors",
+    "endpoints",
+    "models",
+    "protocol.retry",
+    "protocol.stream",
+    "_validate",
+    "_config",
+    "_core",
+    "auth",
+    "client",
+    "sync",
+)
 # The sub-modules ``import caiclient`` used to bring in, reachable as attributes as before.
 _SUBMODULES = frozenset({"auth", "client", "endpoints", "errors", "models", "protocol", "sync"})
 
@@ -136,15 +92,21 @@ _SUBMODULES = frozenset({"auth", "client", "endpoints", "errors", "models", "pro
 if not _typing.TYPE_CHECKING:  # For type checkers every name is imported above: no Any fallback.
 
     def __getattr__(name: str) -> _typing.Any:
-        module = _ORIGIN.get(name)
-        if module is not None:
-            value = getattr(_importlib.import_module(f".{module}", __name__), name)
-        elif name in _SUBMODULES:
+        if name in _SUBMODULES:
             value = _importlib.import_module(f".{name}", __name__)
         else:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+            value = _public(name)
         globals()[name] = value
         return value
+
+
+def _public(name: str) -> object:
+    if name in _PUBLIC:
+        for source in _SOURCES:
+            module = _importlib.import_module(f".{source}", __name__)
+            if name in module.__all__:
+                return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
@@ -209,3 +171,4 @@ __all__ = [
     "__version__",
     "auth",
 ]
+_PUBLIC = frozenset(__all__)

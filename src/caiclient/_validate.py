@@ -14,6 +14,7 @@ from .models import Candidate, Chat, Turn
 from .protocol.neo import ANNOTATION_COUNTERS
 
 __all__ = [
+    "RATING_LABELS",
     "candidate_id_of",
     "chat_id_of",
     "check_character_turn",
