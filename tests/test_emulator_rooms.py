@@ -351,6 +351,21 @@ async def test_socket_refuses_bad_credentials_with_403(
             assert (await recv(ws))["id"] == 3
 
 
+async def test_an_armed_cloudflare_block_refuses_the_upgrade_before_any_auth(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    # Cloudflare stands in front of both sockets: the rooms socket is blocked as /neo/ws/ is.
+    url = f"{emu.url}/neo/connection/websocket"
+    emu.faults.cloudflare(rest=False, times=1)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
+        await http.ws_connect(url, headers=cookie(emu.token))
+    assert caught.value.status == 403
+    assert caught.value.headers is not None and "cf-ray" in caught.value.headers
+    async with http.ws_connect(url, headers=cookie(emu.token)) as ws:  # Once only.
+        await ws.send_str('{"connect":{},"id":1}')
+        assert (await recv(ws))["id"] == 1
+
+
 async def test_connect_and_subscribe_in_one_frame(
     emu: Emulator, http: aiohttp.ClientSession
 ) -> None:

@@ -10,6 +10,7 @@ import msgspec
 from aiohttp import web
 
 from ._util import decode_json, encode
+from .faults import FAULTS
 from .state import STATE
 from .store import User
 
@@ -95,6 +96,27 @@ def socket_user(request: web.Request) -> User | None:
     if token is None:
         token = token_from_header(request.headers.get("Authorization"))
     return request.app[STATE].store.users_by_token.get(token or "")
+
+
+MAX_CLIENT_FRAME = 1024 * 1024
+"""Largest frame a client may send on either socket (1 MiB); a larger one closes it with 1009."""
+
+
+async def accept_socket(request: web.Request) -> tuple[web.WebSocketResponse, User] | web.Response:
+    """The upgrade of both sockets (§1.2, §8.1, §9): an armed anti-bot block first, then a
+    plain HTTP 403 unless authenticated, else the socket, registered with the state (the
+    caller discards it when it ends). No permessage-deflate: frames are small and the
+    benchmarks want raw throughput."""
+    refusal = request.app[FAULTS].on_upgrade()  # (Cloudflare answers before any auth check.)
+    if refusal is not None:
+        return refusal
+    user = socket_user(request)
+    if user is None:
+        return web.Response(status=403, text="Forbidden")
+    ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_CLIENT_FRAME)
+    await ws.prepare(request)
+    request.app[STATE].sockets.add(ws)
+    return ws, user
 
 
 def authenticate(request: web.Request) -> User:

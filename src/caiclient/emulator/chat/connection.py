@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from .._http import MAX_CLIENT_FRAME
 from .._util import encode
 from ..faults import SEND_NORMALLY, Fault, FaultAction, Faults
 from ..state import State
@@ -27,8 +28,6 @@ __all__ = [
     "RequestError",
 ]
 
-MAX_CLIENT_FRAME = 1024 * 1024
-"""Largest frame a client may send (1 MiB); a larger one closes the socket with 1009."""
 MAX_SERVER_FRAME = 16 * 1024 * 1024
 """Largest frame the emulator sends (16 MiB). Its frames carry one turn of text a client
 sent or a reply derived from it, so they stay far below this."""

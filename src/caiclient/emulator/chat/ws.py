@@ -13,13 +13,13 @@ from typing import Any
 import msgspec
 from aiohttp import WSMsgType, web
 
-from .._http import socket_user
+from .._http import accept_socket
 from .._util import decode_json
 from ..faults import FAULTS
 from ..rooms.store import ROOMS
 from ..state import STATE
 from .commands import COMMANDS, UNLIMITED, Command
-from .connection import MAX_CLIENT_FRAME, MAX_IN_FLIGHT, Connection, RequestError
+from .connection import MAX_IN_FLIGHT, Connection, RequestError
 from .store import CHAT
 
 __all__ = ["add_routes", "dispatch"]
@@ -78,24 +78,16 @@ async def dispatch(conn: Connection, data: str | bytes) -> None:
 
 async def websocket(request: web.Request) -> web.StreamResponse:
     """``GET /neo/ws/``: refuse with plain HTTP 403 unless authenticated (§1.2)."""
-    faults = request.app[FAULTS]
-    refusal = faults.on_upgrade()  # An anti-bot block comes before any auth check.
-    if refusal is not None:
-        return refusal
-    user = socket_user(request)
-    if user is None:
-        return web.Response(status=403, text="Forbidden")
-    state = request.app[STATE]
-    # No permessage-deflate: frames are small and the benchmark wants raw throughput.
-    # A client frame above MAX_CLIENT_FRAME makes aiohttp close the socket with 1009.
-    ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_CLIENT_FRAME)
-    await ws.prepare(request)
+    accepted = await accept_socket(request)
+    if isinstance(accepted, web.Response):
+        return accepted
+    ws, user = accepted
+    state, faults = request.app[STATE], request.app[FAULTS]
     rooms = request.app.get(ROOMS)
     conn = Connection(ws, state, request.app[CHAT], user, faults, request.transport, rooms)
     silence = faults.on_chat_socket()
     if silence is not None:
         conn.silence(silence)
-    state.sockets.add(ws)
     try:
         async for msg in ws:
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):

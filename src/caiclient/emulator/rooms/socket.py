@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from .._http import socket_user
+from .._http import accept_socket
 from .._util import encode, new_id
 from ..faults import FAULTS, Faults
 from ..state import STATE, State
@@ -36,8 +36,6 @@ VERSION = "5.4.9"
 """The server version announced in the connect reply (any string; clients ignore it)."""
 NO_PONG = 3012  # Centrifugo's disconnect code "no pong"
 SLOW = 3008  # Centrifugo's disconnect code "slow": the client does not read its frames
-MAX_CLIENT_FRAME = 1024 * 1024
-"""Largest frame a client may send (1 MiB, as on ``/neo/ws/``); larger closes with 1009."""
 MAX_QUEUED = 1024
 """Frames waiting for one socket; a client that lets more pile up is closed as slow."""
 READ_PAUSE = 256
@@ -327,15 +325,14 @@ _METHODS: dict[str, Callable[[Session, int, dict[str, Any]], None]] = {
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
-    """``GET /neo/connection/websocket``: plain HTTP 403 unless authenticated (§9, §1.2)."""
-    user = socket_user(request)
-    if user is None:
-        return web.Response(status=403, text="Forbidden")
+    """``GET /neo/connection/websocket``: plain HTTP 403 unless authenticated (§9, §1.2);
+    an armed Cloudflare fault refuses it as it refuses the chat socket."""
+    accepted = await accept_socket(request)
+    if isinstance(accepted, web.Response):
+        return accepted
+    ws, user = accepted
     state = request.app[STATE]
-    ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_CLIENT_FRAME)
-    await ws.prepare(request)
     session = Session(ws, user, request.app[ROOMS], state, request.app[FAULTS], request.transport)
-    state.sockets.add(ws)
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(session.writer()), loop.create_task(session.pinger())]
     try:
