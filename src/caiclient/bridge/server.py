@@ -258,7 +258,6 @@ class _Answer:
         self.ctx = ctx
         self.id = "chatcmpl-" + os.urandom(12).hex()
         self.created = int(time.time())
-        self.prompt = sum(len(m.text) for m in req.messages)
         self.response: web.StreamResponse | None = None
 
     def headers(self) -> dict[str, str]:
@@ -270,7 +269,8 @@ class _Answer:
 
     def usage(self, texts: Iterable[str]) -> dict[str, int]:
         completion = sum(wire.estimate_tokens(t) for t in texts)
-        return wire.usage((self.prompt + 3) // 4, completion)
+        prompt = sum([len(m.text) for m in self.req.messages])
+        return wire.usage((prompt + 3) // 4, completion)
 
     async def send(self, batch: list[Event]) -> None:
         raise NotImplementedError

@@ -19,8 +19,8 @@ import abc
 import asyncio
 import hashlib
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,6 +211,24 @@ class _LocalLocks:
         del self._queues[key]
 
 
+class _Held:
+    """``async with`` a key of :class:`_LocalLocks` (a class, not a generator-based context
+    manager: every request takes one)."""
+
+    __slots__ = ("_key", "_locks", "_timeout")
+
+    def __init__(self, locks: _LocalLocks, key: str, timeout: float) -> None:
+        self._locks = locks
+        self._key = key
+        self._timeout = timeout
+
+    async def __aenter__(self) -> None:
+        await self._locks.acquire(self._key, self._timeout)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._locks.release(self._key)
+
+
 class Store(abc.ABC):
     """The bridge's persistent state. Every method may raise StateUnavailable."""
 
@@ -252,15 +270,10 @@ class Store(abc.ABC):
     async def ping(self) -> None:
         """Raise StateUnavailable unless the database answers."""
 
-    @asynccontextmanager
-    async def lock(self, key: str, timeout: float) -> AsyncIterator[None]:
+    def lock(self, key: str, timeout: float) -> AbstractAsyncContextManager[None]:
         """Hold conversation ``key`` exclusively (in this process; stores shared by several
         processes extend it to all of them). Raises Busy after ``timeout`` seconds."""
-        await self._local.acquire(key, timeout)
-        try:
-            yield
-        finally:
-            self._local.release(key)
+        return _Held(self._local, key, timeout)
 
 
 def default_state_url() -> str:
