@@ -228,6 +228,24 @@ async def test_disconnect_mid_stream_stops_the_generation(tmp_path: Path) -> Non
         assert new == full and stopped.startswith(seen) and len(stopped) < len(full)
 
 
+async def test_a_stream_left_before_its_first_frame_is_stopped_and_read_back(
+    tmp_path: Path,
+) -> None:
+    # Nothing is sent before the first frame, so the client leaves without a status.
+    async with Emulator(chunk_delay=0.5) as emu, bridge_on(emu, sqlite_url(tmp_path)) as b:
+        body = {"model": b.echo, "stream": True, "messages": [user("Too slow")]}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.2)) as http:
+            with pytest.raises(asyncio.TimeoutError):
+                async with http.post(b.v1 + "/chat/completions", json=body) as response:
+                    await response.read()
+        # The conversation is free at once; the chat's history says what c.ai kept.
+        status, action, full = await ask(b, [user("Too slow")])
+        assert (status, action) == (200, "swipe")
+        assert b.client.stats.aborted_generations == 1
+        [_, said, answer] = texts(await b.history())
+        assert said == ("user", ["Too slow"]) and answer[1][0] == full
+
+
 async def test_after_a_stop_the_front_ends_partial_reply_matches_the_chat(
     tmp_path: Path,
 ) -> None:
