@@ -271,6 +271,23 @@ async def _code_behind(session: _Session, link: str) -> proto.LoginCode:
 # --- module-level shortcuts (the same calls as AsyncAuth's) -------------------------------------
 
 
+def _auth(
+    endpoints: Endpoints | None,
+    timeout: float,
+    impersonate: str | None,
+    proxy: str | None,
+    transport: HttpTransport | None,
+) -> AsyncAuth:
+    """The :class:`AsyncAuth` of a module-level shortcut's options."""
+    return AsyncAuth(
+        endpoints=endpoints,
+        timeout=timeout,
+        impersonate=impersonate,
+        proxy=proxy,
+        transport=transport,
+    )
+
+
 async def guest(
     *,
     endpoints: Endpoints | None = None,
@@ -280,14 +297,7 @@ async def guest(
     transport: HttpTransport | None = None,
 ) -> str:
     """:meth:`AsyncAuth.guest` with these options."""
-    auth = AsyncAuth(
-        endpoints=endpoints,
-        timeout=timeout,
-        impersonate=impersonate,
-        proxy=proxy,
-        transport=transport,
-    )
-    return await auth.guest()
+    return await _auth(endpoints, timeout, impersonate, proxy, transport).guest()
 
 
 async def send_login_email(
@@ -301,14 +311,7 @@ async def send_login_email(
 ) -> None:
     """:meth:`AsyncAuth.send_login_email` with these options."""
     _check_email(email)
-    auth = AsyncAuth(
-        endpoints=endpoints,
-        timeout=timeout,
-        impersonate=impersonate,
-        proxy=proxy,
-        transport=transport,
-    )
-    await auth.send_login_email(email)
+    await _auth(endpoints, timeout, impersonate, proxy, transport).send_login_email(email)
 
 
 async def login_with_link(
@@ -324,13 +327,7 @@ async def login_with_link(
     """:meth:`AsyncAuth.login_with_link` with these options."""
     _check_email(email)
     _check_link(link)
-    auth = AsyncAuth(
-        endpoints=endpoints,
-        timeout=timeout,
-        impersonate=impersonate,
-        proxy=proxy,
-        transport=transport,
-    )
+    auth = _auth(endpoints, timeout, impersonate, proxy, transport)
     return await auth.login_with_link(email, link)
 
 
@@ -347,5 +344,5 @@ async def login_by_polling(
     """:meth:`AsyncAuth.login_by_polling` with these options (``timeout`` bounds the whole
     wait; each request is bounded by 30 s)."""
     _check_email(email)
-    auth = AsyncAuth(endpoints=endpoints, impersonate=impersonate, proxy=proxy, transport=transport)
+    auth = _auth(endpoints, DEFAULT_TIMEOUT, impersonate, proxy, transport)
     return await auth.login_by_polling(email, timeout=timeout, interval=interval)
