@@ -200,6 +200,14 @@ async def test_client_retry_after_a_timeout_makes_one_turn(tmp_path: Path) -> No
         assert history[2][1] == [content]  # one reply, replayed to the retry
 
 
+async def _give_up(b: Bridge, body: dict[str, Any], seconds: float) -> None:
+    """POST a completion and go away after ``seconds``, before any answer came."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as http:
+        with pytest.raises(asyncio.TimeoutError):
+            async with http.post(b.v1 + "/chat/completions", json=body) as response:
+                await response.read()
+
+
 async def _hang_up_after_first_delta(b: Bridge, messages: list[dict[str, str]]) -> str:
     """Stream a completion, read its first delta, close the connection; the text read."""
     body = {"model": b.echo, "stream": True, "messages": messages}
@@ -233,11 +241,7 @@ async def test_a_stream_left_before_its_first_frame_is_stopped_and_read_back(
 ) -> None:
     # Nothing is sent before the first frame, so the client leaves without a status.
     async with Emulator(chunk_delay=0.5) as emu, bridge_on(emu, sqlite_url(tmp_path)) as b:
-        body = {"model": b.echo, "stream": True, "messages": [user("Too slow")]}
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.2)) as http:
-            with pytest.raises(asyncio.TimeoutError):
-                async with http.post(b.v1 + "/chat/completions", json=body) as response:
-                    await response.read()
+        await _give_up(b, {"model": b.echo, "stream": True, "messages": [user("Too slow")]}, 0.2)
         # The conversation is free at once; the chat's history says what c.ai kept.
         status, action, full = await ask(b, [user("Too slow")])
         assert (status, action) == (200, "swipe")
@@ -263,11 +267,7 @@ async def test_disconnect_of_a_non_streaming_request_keeps_the_reply_for_the_ret
     tmp_path: Path,
 ) -> None:
     async with Emulator(chunk_delay=0.1) as emu, bridge_on(emu, sqlite_url(tmp_path)) as b:
-        body = {"model": b.echo, "messages": [user("Wait for it")]}
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.25)) as http:
-            with pytest.raises(asyncio.TimeoutError):
-                async with http.post(b.v1 + "/chat/completions", json=body) as response:
-                    await response.read()
+        await _give_up(b, {"model": b.echo, "messages": [user("Wait for it")]}, 0.25)
         status, action, text = await ask(b, [user("Wait for it")])
         assert (status, action) == (200, "replay")
         assert b.client.stats.aborted_generations == 0
