@@ -37,11 +37,16 @@ from .protocol.generation import locate_reply as locate_reply_in
 from .protocol.retry import Raise, Recover, Wait, after_recovery, after_send_failure
 from .protocol.stream import ReplyChunk
 
-__all__ = ["Frame", "Locate", "Prepare", "SocketCall", "locate_reply"]
+__all__ = ["Frame", "Locate", "Prepare", "ReplyLocator", "SocketCall"]
 
 log = logging.getLogger("caiclient.chats")
 
 R = TypeVar("R")
+
+# What a step returns on (module constants: a tuple built per call would live in every
+# waiting call's frame).
+_ANY_STEP = (DONE, FAIL, PROGRESS)
+_FINAL_STEP = (DONE, FAIL)
 
 Locate = Callable[[Deadline], Awaitable[tuple[Located, "Turn | None"]]]
 """Reads the history and says where the request's message and its reply are."""
@@ -82,7 +87,10 @@ class SocketCall(Generic[R]):
         self._prepare = prepare
         self.request_id = request_id
         self._timeout = timeout
-        self._lock = lock
+        # (Kept unpacked: the tuple would be one more object per waiting call for the
+        # garbage collector to walk; thousands may wait.)
+        self._locks: KeyedLocks | None = None if lock is None else lock[0]
+        self._lock_key = "" if lock is None else lock[1]
         self._locate = locate
         self._lease: Lease | None = None
         self._inbox: Inbox | None = None
@@ -140,9 +148,8 @@ class SocketCall(Generic[R]):
             self._frame = build((await core.user(deadline)).id)
         if self._prepare is not None:
             await self._prepare(deadline)
-        if self._lock is not None:
-            locks, key = self._lock
-            self._lease = await locks.acquire(key, deadline)
+        if self._locks is not None:
+            self._lease = await self._locks.acquire(self._lock_key, deadline)
         return self
 
     async def __aexit__(
@@ -197,7 +204,7 @@ class SocketCall(Generic[R]):
         deadline, first = self.deadline, self._first
         assert deadline is not None and first is not None
         handle = exchange.handle
-        wanted = (DONE, FAIL, PROGRESS) if progress else (DONE, FAIL)
+        wanted = _ANY_STEP if progress else _FINAL_STEP
         while True:
             try:
                 inbox = self._inbox or await self._send()
@@ -298,11 +305,19 @@ class SocketCall(Generic[R]):
         log.info("request %s never reached the server; sending it again", self.request_id)
 
 
-async def locate_reply(
-    core: ClientCore, chat: Chat, turn_id: str, deadline: Deadline
-) -> tuple[Located, Turn | None]:
-    """Where the history shows the message ``turn_id`` and its reply (after a drop): the
-    ``locate`` of a send."""
-    request = chats_proto.turns_page(core.endpoints, chat.chat_id)
-    body = await core.call(request, deadline=deadline, not_found=ChatNotFound)
-    return locate_reply_in(chats_proto.parse_turns_page(body)[0], turn_id)
+class ReplyLocator:
+    """The ``locate`` of a send: where the history shows the message ``turn_id`` and its
+    reply (after a drop). (A class with slots, not a partial: one object per waiting send.)"""
+
+    __slots__ = ("_chat", "_core", "_turn_id")
+
+    def __init__(self, core: ClientCore, chat: Chat, turn_id: str) -> None:
+        self._core = core
+        self._chat = chat
+        self._turn_id = turn_id
+
+    async def __call__(self, deadline: Deadline) -> tuple[Located, Turn | None]:
+        core = self._core
+        request = chats_proto.turns_page(core.endpoints, self._chat.chat_id)
+        body = await core.call(request, deadline=deadline, not_found=ChatNotFound)
+        return locate_reply_in(chats_proto.parse_turns_page(body)[0], self._turn_id)

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from .._core import ClientCore
 from .._deadline import Deadline
-from .._exchange import Frame, SocketCall, locate_reply
+from .._exchange import Frame, ReplyLocator, SocketCall
 from .._ids import new_id, new_ids
 from .._locks import KeyedLocks
 from .._paging import cursor_pages
@@ -191,7 +191,7 @@ class AsyncChatsAPI:
         )
         exchange = generation.Reply(own_turn_id=turn_id)
         lock = (self._chat_locks, chat.chat_id)
-        locate = partial(locate_reply, core, chat, turn_id)
+        locate = ReplyLocator(core, chat, turn_id)
         return SocketCall(core, exchange, frame, request_id, timeout, lock, locate)
 
     async def send(self, chat: Chat, text: str, *, timeout: float | None = None) -> Turn:
