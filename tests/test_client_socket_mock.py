@@ -416,6 +416,32 @@ async def test_a_coalesced_stream_holds_nothing_back(neo: Neo, api: AsyncClient)
     assert chunks == [("Slow and", False), (" steady", True)]
 
 
+async def test_a_coalesced_stream_waits_for_no_frame_after_one_that_means_nothing(
+    neo: Neo, api: AsyncClient
+) -> None:
+    late = asyncio.Event()
+
+    def script(frame: dict[str, Any], ws: MockWebSocket) -> None:
+        rid = frame["request_id"]
+        push(ws, "add_turn", rid, turn=bot_turn(CHAT_ID, "Part", final=False))
+        other = bot_turn(CHAT_ID, "Not this one", turn_id="another-turn", candidate_id="zz")
+        push(ws, "update_turn", rid, turn=other)  # Skipped: another turn.
+
+        def finish() -> None:
+            late.set()
+            push(ws, "update_turn", rid, turn=bot_turn(CHAT_ID, "Part two"))
+
+        asyncio.get_running_loop().call_later(0.3, finish)
+
+    neo.scripts["create_and_generate_turn"] = script
+    async with aclosing(api.chats.stream(CHAT, "hi", coalesce=True)) as stream:
+        first = await anext(stream)
+        came_before_the_late_frame = not late.is_set()
+        rest = [c.delta async for c in stream]
+    assert (first.delta, first.final, rest) == ("Part", False, [" two"])
+    assert came_before_the_late_frame
+
+
 def streams_forever(frame: dict[str, Any], ws: MockWebSocket) -> None:
     """The first chunk of a reply that never ends."""
     push(ws, "add_turn", frame["request_id"], turn=bot_turn(CHAT_ID, "Once", final=False))

@@ -32,7 +32,7 @@ from .errors import (
 from .models import Chat, Turn
 from .protocol import chats as chats_proto
 from .protocol import neo
-from .protocol.generation import DONE, FAIL, PROGRESS, Exchange, Located, Reply, Step
+from .protocol.generation import DONE, FAIL, PROGRESS, SKIP, Exchange, Located, Reply, Step
 from .protocol.generation import locate_reply as locate_reply_in
 from .protocol.retry import Raise, Recover, Wait, after_recovery, after_send_failure
 from .protocol.stream import ReplyChunk
@@ -125,9 +125,9 @@ class SocketCall(Generic[R]):
         async with self:
             while True:
                 step = await self.step()
-                if coalesce:
-                    while step is not DONE and self._inbox is not None and self._inbox.pending:
-                        step = await self.step()
+                if coalesce:  # What else has arrived joins this chunk; nothing is waited for.
+                    while step is not DONE and (more := await self.step(drain=True)) is not SKIP:
+                        step = more
                 chunk = exchange.take()
                 if chunk is not None:
                     self._guard_abandonment()
@@ -196,10 +196,11 @@ class SocketCall(Generic[R]):
 
     # --- one step -----------------------------------------------------------------------------
 
-    async def step(self, *, progress: bool = True) -> Step:
+    async def step(self, *, progress: bool = True, drain: bool = False) -> Step:
         """Wait for the next frame that means something (``PROGRESS`` or ``DONE``; only
         ``DONE`` when ``progress`` is false: then no chunk is taken, and the frames are
-        fed in one loop), handling failures by the policies; raises the error they decide on."""
+        fed in one loop), handling failures by the policies; raises the error they decide on.
+        With ``drain``, only the frames already received: ``SKIP`` once they run out."""
         exchange = self.exchange
         deadline, first = self.deadline, self._first
         assert deadline is not None and first is not None
@@ -209,6 +210,8 @@ class SocketCall(Generic[R]):
             try:
                 inbox = self._inbox or await self._send()
                 while True:  # The frames of one inbox: the loop every reply runs per frame.
+                    if drain and not inbox.pending:
+                        return SKIP
                     step = handle(
                         await inbox.next(
                             deadline if first is deadline or exchange.started else first
