@@ -236,7 +236,7 @@ class Repl:
         return final
 
     async def _send(self, text: str) -> None:
-        await self._stream(self.client.chats.stream(self.chat, text))
+        await self._stream(self.client.chats.stream(self.chat, text, coalesce=True))
         await self._refresh()
 
     # --- slash commands ------------------------------------------------------------------
@@ -286,7 +286,7 @@ class Repl:
 
     async def _swipe(self, _: str) -> None:
         reply = await self._need_reply()
-        turn = await self._stream(self.client.chats.stream_regenerate(reply))
+        turn = await self._stream(self.client.chats.stream_regenerate(reply, coalesce=True))
         await self._refresh()
         if turn is not None:
             self.console.print(f"[dim](candidate {len(turn.candidates)} of this reply)[/]")
@@ -340,7 +340,7 @@ class Repl:
             return
         await self.client.chats.edit(mine, text)
         if reply is not None:
-            await self._stream(self.client.chats.stream_regenerate(reply))
+            await self._stream(self.client.chats.stream_regenerate(reply, coalesce=True))
         await self._refresh()
 
     async def _undo(self, _: str) -> None:

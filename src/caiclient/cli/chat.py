@@ -54,7 +54,7 @@ async def open_chat(
 
 async def send_filtered(client: AsyncClient, chat: Chat, text: str, as_json: bool) -> None:
     """One message of the filter: the reply streamed to stdout (or one JSON object)."""
-    stream = client.chats.stream(chat, text)
+    stream = client.chats.stream(chat, text, coalesce=True)  # One write per batch of frames.
     async with closing(stream):
         async for chunk in stream:
             if as_json:
