@@ -61,7 +61,7 @@ def cai(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def cai_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
-    status, out, err = cai(capsys, *argv, "--json")
+    status, out, err = cai(capsys, "--json", *argv)  # (Before the command: ARGV may hold "--".)
     assert status == 0, err
     return json.loads(out)
 

@@ -132,6 +132,18 @@ def test_debug_shows_the_traceback_and_redacts_the_token(
     assert logged_in.token not in out + err
 
 
+def test_an_id_that_starts_with_a_dash_goes_after_double_dash(
+    logged_in: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dash_id = "-nG3bOKOMaBRrLVgaQzetftrkaVG9bk9ktyRAf10gVg"  # 43 base64url characters
+    status, out, err = cai(capsys, "personas", "delete", dash_id)
+    assert status == 2 and out == ""
+    assert "No such option" in err and "put it after '--'" in err
+    status, _, err = cai(capsys, "personas", "delete", "--", dash_id)
+    assert status == 5  # Parsed as the id: there is no such persona.
+    assert f"no persona '{dash_id}'" in err
+
+
 def test_personas_lifecycle(logged_in: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
     made = cai_json(capsys, "personas", "create", "Ada", "--definition", "Loves engines.")
     assert made["name"] == "Ada" and made["definition"] == "Loves engines."
@@ -141,7 +153,7 @@ def test_personas_lifecycle(logged_in: Emulator, capsys: pytest.CaptureFixture[s
     changed = cai_json(capsys, "personas", "update", "ada", "--greeting", "Hello, I am Ada.")
     assert changed["greeting"] == "Hello, I am Ada."
     assert cai_json(capsys, "personas", "default", "--clear")["default"] is None
-    cai_json(capsys, "personas", "delete", made["id"])
+    cai_json(capsys, "personas", "delete", "--", made["id"])  # (An id may start with "-".)
     assert cai_json(capsys, "personas", "list") == []
     status, _, err = cai(capsys, "personas", "delete", "Ada")
     assert status == 5 and "no persona 'Ada'" in err

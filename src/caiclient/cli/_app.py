@@ -385,6 +385,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.handlers[:] = saved[1]
 
 
+# A character or persona id (43 base64url characters) may start with "-", and then reads
+# as an option: POSIX's "--" ends the options (docs/cli.md).
+_DASH_ID = re.compile(r"-[A-Za-z0-9_-]{42}")
+
+
+def _hint_dash_id(args: Sequence[str]) -> None:
+    for arg in args:
+        if _DASH_ID.fullmatch(arg):
+            click.echo(
+                f"cai: {arg[:8]}… looks like an id that starts with '-': put it after '--', "
+                f"with the options before (cai … --json -- {arg[:8]}…)",
+                err=True,
+            )
+            return
+
+
 def _main(argv: Sequence[str] | None) -> int:
     options = Options()
     _configure_logging(False)
@@ -399,6 +415,8 @@ def _main(argv: Sequence[str] | None) -> int:
         raise SystemExit(done.exit_code) from None
     except click.ClickException as exc:
         exc.show()
+        if isinstance(exc, click.NoSuchOption):
+            _hint_dash_id(args)
         return exit_status(exc) if isinstance(exc, click.UsageError) else exc.exit_code
     except (click.Abort, KeyboardInterrupt):
         click.echo("cai: interrupted", err=True)
