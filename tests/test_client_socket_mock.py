@@ -1039,6 +1039,8 @@ async def test_socket_calls_are_validated_before_any_io(
         lambda c: c.chats.stream(CHAT, "hello", timeout=float("nan")),
         lambda c: c.chats.stream_regenerate(MINE),
         lambda c: c.chats.stream_regenerate(REPLY, timeout="soon"),
+        lambda c: c.chats.stream(CHAT, "hello", coalesce="yes"),
+        lambda c: c.chats.stream_regenerate(REPLY, coalesce=1),
     ],
 )
 def test_streams_check_their_arguments_at_once(

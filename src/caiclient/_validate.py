@@ -17,6 +17,7 @@ __all__ = [
     "RATING_LABELS",
     "candidate_id_of",
     "chat_id_of",
+    "check_bool",
     "check_character_turn",
     "check_chat",
     "check_id",
@@ -117,6 +118,13 @@ def check_seconds(
             f"got {value!r}"
         )
     return seconds
+
+
+def check_bool(value: object, what: str) -> bool:
+    """``value`` if it is True or False; ValidationError otherwise (no truthy strings)."""
+    if not isinstance(value, bool):
+        raise ValidationError(f"{what} must be True or False, got {value!r}")
+    return value
 
 
 def check_timeout(value: object, what: str = "timeout") -> float | None:

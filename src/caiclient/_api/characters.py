@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .._core import ClientCore
-from .._validate import check_id, check_text
+from .._validate import check_bool, check_id, check_text
 from ..endpoints import Endpoints
 from ..errors import (
     CaiError,
@@ -72,12 +72,6 @@ def _check_length(value: object, what: str) -> str:
     return text
 
 
-def _check_bool(value: object, what: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValidationError(f"{what} must be True or False, got {value!r}")
-    return value
-
-
 def _check_visibility(value: object) -> str:
     if not isinstance(value, str) or value.upper() not in _VISIBILITIES:
         raise ValidationError(
@@ -102,13 +96,13 @@ _CHECKS: dict[str, Callable[[object], Any]] = {
     "description": lambda v: _check_length(v, "description"),
     "definition": lambda v: _check_length(v, "definition"),
     "visibility": _check_visibility,
-    "copyable": lambda v: _check_bool(v, "copyable"),
+    "copyable": lambda v: check_bool(v, "copyable"),
     "avatar_rel_path": lambda v: _check_str(v, "avatar_rel_path"),
     "default_voice_id": lambda v: _check_str(v, "default_voice_id"),
     "categories": _check_categories,
-    "img_gen_enabled": lambda v: _check_bool(v, "img_gen_enabled"),
+    "img_gen_enabled": lambda v: check_bool(v, "img_gen_enabled"),
     "base_img_prompt": lambda v: _check_str(v, "base_img_prompt"),
-    "strip_img_prompt_from_msg": lambda v: _check_bool(v, "strip_img_prompt_from_msg"),
+    "strip_img_prompt_from_msg": lambda v: check_bool(v, "strip_img_prompt_from_msg"),
 }
 
 

@@ -18,6 +18,7 @@ from .._paging import cursor_pages
 from .._validate import (
     candidate_id_of,
     chat_id_of,
+    check_bool,
     check_character_turn,
     check_chat,
     check_id,
@@ -224,7 +225,7 @@ class AsyncChatsAPI:
         check_chat(chat)
         check_text(text)
         check_timeout(timeout)
-        return self._reply(chat, text, timeout).chunks(coalesce)
+        return self._reply(chat, text, timeout).chunks(check_bool(coalesce, "coalesce"))
 
     def _regeneration(self, turn: Turn, timeout: float | None) -> SocketCall[Turn]:
         build = partial(
@@ -254,7 +255,7 @@ class AsyncChatsAPI:
         ``regenerate`` returns)."""
         check_character_turn(turn, "regenerated")
         check_timeout(timeout)
-        return self._regeneration(turn, timeout).chunks(coalesce)
+        return self._regeneration(turn, timeout).chunks(check_bool(coalesce, "coalesce"))
 
     # --- changing turns ---------------------------------------------------------------------
 

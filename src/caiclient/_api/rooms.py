@@ -19,6 +19,7 @@ from .._locks import KeyedLocks
 from .._paging import cursor_pages
 from .._validate import (
     candidate_id_of,
+    check_bool,
     check_character_turn,
     check_id,
     check_text,
@@ -115,12 +116,8 @@ class AsyncRoomsAPI:
             check_id(character_id, "character id")
         if visibility not in VISIBILITIES:
             raise ValidationError(f"visibility must be one of {', '.join(VISIBILITIES)}")
-        for name, flag in (
-            ("anyone_can_join", anyone_can_join),
-            ("require_approval", require_approval),
-        ):
-            if not isinstance(flag, bool):
-                raise ValidationError(f"{name} must be a bool")
+        check_bool(anyone_can_join, "anyone_can_join")
+        check_bool(require_approval, "require_approval")
         request = proto.create_room(
             self._core.endpoints,
             ids,

@@ -5,7 +5,7 @@ from typing import Literal
 
 from .._core import ClientCore
 from .._media_input import MediaSource, read_media
-from .._validate import check_id, check_text
+from .._validate import check_bool, check_id, check_text
 from ..errors import CharacterNotFound, NotFound, ValidationError, VoiceNotFound
 from ..models import Turn, Voice
 from ..protocol import media
@@ -52,12 +52,6 @@ def _check_length(value: object, what: str, limit: int) -> str:
     if not isinstance(value, str) or len(value) > limit:
         raise ValidationError(f"{what} must be a str of at most {limit} characters")
     return value
-
-
-def _check_public(public: object) -> bool:
-    if not isinstance(public, bool):
-        raise ValidationError(f"public must be a bool, got {type(public).__name__}")
-    return public
 
 
 def _voice_error(exc: NotFound) -> NotFound:
@@ -137,7 +131,7 @@ class AsyncVoicesAPI:
         name = _check_name(name)
         _check_length(description, "description", 120)
         _check_length(preview_text, "preview_text", 500)
-        visibility = _VISIBILITY[_check_public(public)]
+        visibility = _VISIBILITY[check_bool(public, "public")]
         data, content_type = await read_media(
             audio, "audio", media.sniff_audio, "MP3, WAV, Ogg, FLAC or MP4 audio"
         )
@@ -175,7 +169,7 @@ class AsyncVoicesAPI:
         if preview_text is not None:
             _check_length(preview_text, "preview_text", 500)
         if public is not None:
-            _check_public(public)
+            check_bool(public, "public")
         current = voice if isinstance(voice, Voice) else await self.get(voice_id, timeout=timeout)
         return await self._save(
             current,
