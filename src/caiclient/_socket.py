@@ -81,7 +81,9 @@ class Inbox:
 
     def put(self, event: Event) -> None:
         self._items.append(event)
-        self._wake()
+        waiter = self._waiter  # (_wake's lines, inline: this runs for every frame.)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def fail(self, error: CaiError) -> None:
         if self._error is None:

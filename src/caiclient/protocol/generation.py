@@ -217,9 +217,10 @@ class Reply(Exchange[Turn]):
         """Whether the reply's first frame has arrived."""
         return self.accumulator.turn is not None
 
-    def _handle(self, event: neo.Event) -> Step:
-        if not isinstance(event, _TURN_EVENTS):
-            return SKIP
+    def handle(self, event: neo.Event) -> Step:
+        # The turn frames in this one call: the loop every reply runs per frame.
+        if self.done or not isinstance(event, _TURN_EVENTS):
+            return super().handle(event)  # After the end, nothing; an error frame fails.
         turn = event.turn
         base = self.base
         if base is None:
@@ -236,6 +237,9 @@ class Reply(Exchange[Turn]):
         if not accumulator.update(turn):
             return SKIP
         return self._finish(self._complete()) if accumulator.final else PROGRESS
+
+    def _handle(self, event: neo.Event) -> Step:
+        return SKIP  # Turn frames are taken by handle; other frames mean nothing to a reply.
 
     def _not_ours(self, turn: Turn) -> bool:
         """A new character turn: a user's turn, or another turn than the one followed."""
