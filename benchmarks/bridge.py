@@ -55,15 +55,23 @@ async def _start_bridge(spec: dict[str, Any], state: str) -> tuple[asyncio.subpr
         **os.environ, "CAI_BASE_URL": spec["url"], "CAI_TOKEN": spec["token"],
         "CAI_CONFIG_DIR": home, "CAI_DATA_DIR": home,
     }  # fmt: skip
+    argv = ["-m", "caiclient.cli", "serve", "--port", "0", "--state", state]
+    return await _spawn(argv, env, "cai serve: listening on ", "cai serve")
+
+
+async def _spawn(
+    argv: list[str], env: dict[str, str] | None, ready: str, what: str
+) -> tuple[asyncio.subprocess.Process, str]:
+    """Start ``python ARGV``; (process, the URL its first line, ``READY URL``, names)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "caiclient.cli", "serve", "--port", "0", "--state", state,
+        sys.executable, *argv,
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.stdout is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-    if not line.startswith("cai serve: listening on "):
-        raise RuntimeError(f"cai serve did not start: {line!r}")
-    return proc, line.split()[4]
+    if not line.startswith(ready):
+        raise RuntimeError(f"{what} did not start: {line!r}")
+    return proc, line[len(ready) :].split()[0]
 
 
 async def _ask(
@@ -115,15 +123,8 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
 
 async def _start_floor(spec: dict[str, Any]) -> tuple[asyncio.subprocess.Process, str]:
     """``benchmarks/bridge_floor.py`` on a free port; (process, base URL)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "benchmarks.bridge_floor", spec["url"], spec["token"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-    if not line.startswith("listening on "):
-        raise RuntimeError(f"the HTTP floor did not start: {line!r}")
-    return proc, line.split()[2]
+    argv = ["-m", "benchmarks.bridge_floor", spec["url"], spec["token"]]
+    return await _spawn(argv, None, "listening on ", "the HTTP floor")
 
 
 async def _latency(spec: dict[str, Any], http: Any, client: Any, url: str) -> dict[str, float]:
