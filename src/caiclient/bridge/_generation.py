@@ -165,7 +165,6 @@ class Generation:
         try:
             async with aclosing(stream):  # (Leaving it early sends abort_generation.)
                 async for chunk in stream:
-                    run.last = chunk
                     batch = run.batch([chunk])
                     if batch:
                         await sink.send(batch)
@@ -322,6 +321,7 @@ class _Run:
         """The events of chunks that arrived together: one Delta of their text, and the
         choice's Finish after the final one."""
         cut = self.cut
+        self.last = chunks[-1]
         piece = "".join([piece_of(chunk, cut) for chunk in chunks])
         if chunks[-1].final:
             self.final = chunks[-1]
