@@ -202,6 +202,18 @@ async def test_models_list_and_retrieve(bridge: Bridge) -> None:
             assert plain.status == 200  # also without /v1 (SillyTavern)
 
 
+async def test_a_character_first_talked_to_is_listed_at_once(bridge: Bridge) -> None:
+    # The listing is cached for minutes; a chat the bridge makes with a character the cached
+    # listing lacks makes the next listing read the recent chats again.
+    async with openai.AsyncOpenAI(base_url=bridge.v1, api_key="unused") as oa:
+        before = [m.id for m in (await oa.models.list()).data]
+        assert bridge.echo not in before
+        await oa.chat.completions.create(
+            model=bridge.echo, messages=[{"role": "user", "content": "first words"}]
+        )
+        assert bridge.echo in [m.id for m in (await oa.models.list()).data]
+
+
 async def test_error_classes(bridge: Bridge) -> None:
     async with openai.AsyncOpenAI(base_url=bridge.v1, api_key="unused", max_retries=0) as oa:
         user = [{"role": "user", "content": "hello"}]

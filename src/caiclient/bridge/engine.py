@@ -240,6 +240,12 @@ class Engine:
         self._models = (now + self.config.models_ttl, listed)
         return listed
 
+    def _listed(self, character_id: str) -> None:
+        """A chat with ``character_id`` was made: if the cached listing lacks it, the next
+        listing reads the recent chats again (so it shows the character just talked to)."""
+        if self._models is not None and all(m["id"] != character_id for m in self._models[1]):
+            self._models = None
+
     # --- a completion -----------------------------------------------------------------------
 
     async def complete(self, req: ChatRequest, ctx: RequestContext, sink: Sink) -> None:
@@ -374,6 +380,7 @@ class Engine:
         chat, greeting = await self.client.chats.create(
             target.character_id, timeout=self.config.timeout
         )
+        self._listed(target.character_id)
         turns: tuple[rc.MTurn, ...] = ()
         if greeting is not None and greeting.primary is not None:
             g = greeting.primary
@@ -635,6 +642,7 @@ class Engine:
         chat, _ = await self.client.chats.create(
             target.character_id, greeting=False, timeout=self.config.timeout
         )
+        self._listed(target.character_id)
         record = ChatRecord(
             chat.chat_id,
             partition,
