@@ -196,3 +196,23 @@ def test_text_of_a_refusal_names_the_call() -> None:
     assert isinstance(found, ServerError)
     assert str(found) == "create was refused: Name must be 3-20"
     assert (found.status, found.body) == (200, "Name must be 3-20")
+
+
+@pytest.mark.parametrize(
+    ("url", "params", "target"),
+    [
+        ("https://h/a/b/", None, "https://h/a/b/"),
+        ("https://h/s/", {"q": "a b/é"}, "https://h/s/?q=a+b%2F%C3%A9"),
+        ("https://h/s/?page=2", {"q": "x&y=z"}, "https://h/s/?page=2&q=x%26y%3Dz"),
+        ("https://h/s/?page=2", {}, "https://h/s/?page=2"),
+        ("https://h/ch%41rs/é x", None, "https://h/ch%41rs/%C3%A9%20x"),  # escapes kept
+        ("https://h/a/?k=v w#frag", None, "https://h/a/?k=v%20w"),  # no fragment is sent
+        ("http://127.0.0.1:8080/x", {"n": "1", "m": "2"}, "http://127.0.0.1:8080/x?n=1&m=2"),
+    ],
+)
+def test_request_target_is_encoded_once_by_the_core(
+    url: str, params: dict[str, str] | None, target: str
+) -> None:
+    request = http.Request("GET", url, params=params)
+    assert request.target() == target
+    assert http.Request("GET", target).target() == target  # Encoding an encoded URL: no change.

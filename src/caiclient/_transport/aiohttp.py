@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import yarl
 from aiohttp import WSMsgType
 
 from .._config import MAX_RECV_FRAME, MAX_RESPONSE_BODY
@@ -136,8 +137,7 @@ class AiohttpTransport:
         content, content_headers = request.content()
         return self._client(what).request(
             request.method,
-            request.url,
-            params=dict(request.params) if request.params else None,
+            yarl.URL(request.target(), encoded=True),  # As the core encoded it, not re-quoted.
             data=content,
             headers={**headers, **content_headers},
             timeout=aiohttp.ClientTimeout(total=timeout),

@@ -135,8 +135,7 @@ class CurlTransport:
         content, content_headers = request.content()
         return self._session.request(
             request.method,  # type: ignore[arg-type]
-            request.url,
-            params=dict(request.params) if request.params else None,
+            request.target(),
             data=content,
             headers={**headers, **content_headers},
             timeout=timeout,

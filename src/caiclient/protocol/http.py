@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
@@ -39,6 +40,9 @@ _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
 _encode_json = msgspec.json.Encoder().encode
+# What may stand unencoded in a path or query (RFC 3986 unreserved and sub-delims, ':' '@',
+# and '%' so that escapes already made are kept).
+_URL_SAFE = "/%:@!$&'()*+,;=-._~"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,18 @@ class Request:
         if self.idempotent is not None:
             return self.idempotent
         return self.method.upper() in _IDEMPOTENT_METHODS
+
+    def target(self) -> str:
+        """The URL to send, encoded here once so that every transport puts the same bytes on
+        the wire: characters a URL may not hold are percent-encoded (``%`` escapes already
+        there are kept), ``params`` are appended as a form-encoded query (space ``+``,
+        ``/`` ``%2F``, as browsers encode a form)."""
+        parts = urlsplit(self.url)
+        path = quote(parts.path, safe=_URL_SAFE)
+        query = quote(parts.query, safe=_URL_SAFE + "?")
+        if self.params:
+            query = "&".join(filter(None, (query, urlencode(self.params))))
+        return urlunsplit((parts.scheme, parts.netloc, path, query, ""))
 
     def content(self, boundary: str | None = None) -> tuple[bytes | None, dict[str, str]]:
         """The encoded body and the headers that describe it (``Content-Type``).
