@@ -6,13 +6,12 @@ docs/protocol.md §9 (the room object, the PATCH and DELETE answers, join and pr
 validation before any I/O, and the in-band and HTTP errors each call maps. A small
 Centrifugo stand-in (:class:`Centrifugo`) plays the rooms socket over MockTransport's
 in-memory WebSocket: the rpc envelopes of send and generate, a generation's publications
-read into the reply turn, and rpc and subscribe refusals read as typed errors. Waits are on
-frames with a deadline, never on time.
+read into the reply turn, and rpc and subscribe refusals read as typed errors. Every
+socket call runs under a 5 s deadline; nothing sleeps.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -281,6 +280,7 @@ async def test_a_minimal_room_has_defaults_and_preview_turns_may_be_a_list(
         (unauthorized(), AuthError),
         (json_body(neo_error_body("Room not found", 404)), RoomNotFound),  # in band
         (not_ok("Something went wrong"), ServerError),
+        (not_ok("Room not found"), NotFound),  # a Django-style refusal saying "not found"
         (json_body({"rooms": [{"title": "no id"}]}), ProtocolError),
         (json_body({"rooms": "none"}), ProtocolError),
         (text_body("<html></html>", 200, "text/html"), ProtocolError),
@@ -411,15 +411,18 @@ async def test_delete_request(
     service: Service, api: AsyncClient, transport: MockTransport, as_object: bool
 ) -> None:
     service.route("DELETE", ROOM_URL, json_body({"id": ROOM_ID, "command": "delete_mu_room"}))
-    assert await api.rooms.delete(ROOM if as_object else ROOM_ID) is None
+    await api.rooms.delete(ROOM if as_object else ROOM_ID)
     [sent] = wire(transport.sent)
     assert (sent.method, sent.url, sent.params, sent.body) == ("DELETE", ROOM_URL, None, None)
 
 
+@pytest.mark.parametrize(
+    "body", [neo_error_body("Room not found", 404), {"detail": "Not found."}], ids=["neo", "plain"]
+)
 async def test_delete_of_a_missing_room_is_room_not_found(
-    service: Service, api: AsyncClient
+    service: Service, api: AsyncClient, body: dict[str, Any]
 ) -> None:
-    service.route("DELETE", ROOM_URL, json_body(neo_error_body("Room not found", 404), 404))
+    service.route("DELETE", ROOM_URL, json_body(body, 404))
     with pytest.raises(RoomNotFound):
         await api.rooms.delete(ROOM_ID)
 
@@ -649,6 +652,7 @@ async def test_join_is_retried_through_a_gateway_failure(
         (json_body(neo_error_body("Room not found", 404), 404), RoomNotFound),
         (json_body(neo_error_body("Room not found", 404)), RoomNotFound),  # in band
         (json_body(neo_error_body("Not found", 404), 404), RoomNotFound),
+        (json_body(neo_error_body("Not found", 404)), RoomNotFound),  # in band, no "room"
         (json_body({"detail": "Not found."}, 404), RoomNotFound),
         (json_body(neo_error_body("join_token is required", 400), 400), ServerError),
         (json_body({"title": "no id"}), ProtocolError),
@@ -895,6 +899,19 @@ def test_a_bad_room_fails_when_the_iterator_is_made(
     assert transport.sent == []
 
 
+@pytest.mark.parametrize("timeout", [-1, 0, float("nan"), "5"], ids=repr)
+def test_a_bad_timeout_fails_when_the_iterator_is_made(
+    api: AsyncClient, transport: MockTransport, timeout: Any
+) -> None:
+    with pytest.raises(ValidationError):
+        api.rooms.iter_history(ROOM_ID, timeout=timeout)
+    with pytest.raises(ValidationError):
+        api.rooms.stream_generate(ROOM_ID, timeout=timeout)
+    with pytest.raises(ValidationError):
+        api.rooms.stream(ROOM_ID, "hi", timeout=timeout)
+    assert transport.sent == []
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="rooms.create passes title and description through unchecked: a non-str title is "
@@ -905,7 +922,7 @@ async def test_create_checks_the_type_of_its_texts(
     api: AsyncClient, transport: MockTransport, field: str
 ) -> None:
     with pytest.raises(ValidationError):
-        await api.rooms.create(CHARACTER_ID, **{field: 5})
+        await api.rooms.create(CHARACTER_ID, **{field: 5})  # type: ignore[arg-type]
     assert transport.sent == []
 
 
@@ -950,7 +967,6 @@ class Centrifugo:
         self.scripts = dict(scripts)
         self.commands: list[dict[str, Any]] = []
         self.ws: MockWebSocket | None = None
-        self._arrived = asyncio.Event()
 
     def __call__(self, frame: bytes, ws: MockWebSocket) -> None:
         self.ws = ws
@@ -959,10 +975,9 @@ class Centrifugo:
             message, at = decoder.raw_decode(text, at)
             self.commands.append(message)
             self._answer(message)
-        self._arrived.set()
 
     def _answer(self, message: dict[str, Any]) -> None:
-        command_id = message.get("id")
+        command_id: int = message["id"]
         if "connect" in message:
             connected = {"client": "5d3b", "version": "5.4.9", "ping": 25, "pong": True}
             self.send({"id": command_id, "connect": connected})
@@ -988,7 +1003,7 @@ class Centrifugo:
     def ack(self, command_id: int, request_id: str) -> None:
         self.send({"id": command_id, "rpc": {"data": {"request_id": request_id}}})
 
-    def error(self, command_id: int | None, code: int, message: str) -> None:
+    def error(self, command_id: int, code: int, message: str) -> None:
         self.send({"id": command_id, "error": {"code": code, "message": message}})
 
     def publish(
@@ -1009,15 +1024,6 @@ class Centrifugo:
         """The envelopes of the rpcs sent (of ``command``), in order."""
         found = [m["rpc"]["data"] for m in self.commands if "rpc" in m]
         return [e for e in found if command is None or e["command"] == command]
-
-    async def wait_for_rpc(self, command: str, timeout: float = 5.0) -> dict[str, Any]:
-        async def arrival() -> dict[str, Any]:
-            while not self.rpcs(command):
-                self._arrived.clear()
-                await self._arrived.wait()
-            return self.rpcs(command)[0]
-
-        return await asyncio.wait_for(arrival(), timeout)
 
 
 def room_turn(
@@ -1231,6 +1237,7 @@ async def test_stream_sends_the_message_then_streams_the_reply(
         ("generate_turn", 404, "Character not found", CharacterNotFound),
         ("generate_turn", 404, "Room not found", RoomNotFound),
         ("generate_turn", 429, "Rate limit exceeded", RateLimited),
+        ("generate_turn", 429, "Slow down", RateLimited),  # the code alone says so
         ("generate_turn", 400, "Invalid payload: chat_id", ServerError),
         ("create_turn", 400, "Self harm message detected", Filtered),
         ("create_turn", 404, "Room not found", RoomNotFound),
