@@ -775,3 +775,25 @@ async def test_model_character_oneshot_is_stateless(
     assert whole.choices[0].message.content != streamed(chunks)
     [scratch] = await bridge.client.chats.recent(bridge.echo)
     assert await bridge.client.chats.history(scratch.chat_id) == []
+
+
+async def test_model_character_chat_gets_no_system_text_with_the_first_message_policy(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    # system="first_message" puts the system text before the first message sent into a new
+    # chat; a pinned chat is the user's own, not new: its next message goes in as it is.
+    config = BridgeConfig(system="first_message")
+    async with bridge_on(emu, sqlite_url(tmp_path), config=config) as b:
+        chat, _greeting = await b.client.chats.create(b.echo)
+        made = await b.client.chats.send(chat, "Earlier")
+        assert made.primary is not None
+        messages = [
+            {"role": "system", "content": "The card's description."},
+            user("Earlier"),
+            assistant(made.primary.raw_content),
+            user("Next"),
+        ]
+        async with official("async", b) as oa:
+            reply = await oa.create(model=f"{b.echo}:{chat.chat_id}", messages=messages)
+        history = texts(await b.history(chat.chat_id))
+    assert history[-2:] == [("user", ["Next"]), ("char", [reply.choices[0].message.content])]

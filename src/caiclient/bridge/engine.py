@@ -313,11 +313,13 @@ class Engine:
     async def _adopt(self, target: Target, partition: str, ctx: RequestContext) -> ChatRecord:
         """Start serving an existing c.ai chat named by ``model`` (``character:chat``)."""
         assert target.chat_id is not None
+        # Not fresh: the chat is the user's, not new (a dialogue that matches nothing of it
+        # adds only its last message, and no system text is put into it).
         record = ChatRecord(
-            target.chat_id, partition, ctx.conversation, target.character_id, rc.Mirror(fresh=True)
+            target.chat_id, partition, ctx.conversation, target.character_id, rc.Mirror()
         )
         mirror = await self._history(record)
-        return dataclasses.replace(record, mirror=rc.Mirror(mirror.turns, fresh=True))
+        return dataclasses.replace(record, mirror=rc.Mirror(mirror.turns))
 
     async def _history(self, record: ChatRecord) -> rc.Mirror:
         ops.info("history chat=%s", record.chat_id)

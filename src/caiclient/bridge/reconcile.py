@@ -236,10 +236,11 @@ class MTurn(msgspec.Struct, frozen=True, array_like=True, gc=False):
 class Mirror:
     """What we know of a chat: its turns, oldest first.
 
-    ``fresh``: no request has been reconciled with it yet (just created, copied at the
-    greeting, or adopted), so dialogue that matches nothing is appended rather than
-    treated as a divergence. ``texts`` maps candidate ids to normalised text; only
-    present right after the caller read the chat's history.
+    ``fresh``: the bridge made it and no request has been reconciled with it yet (just
+    created, or copied at the greeting), so dialogue that matches nothing is appended
+    (earlier exchanges imported) rather than treated as a divergence; an adopted chat
+    (``model`` ``character:chat``) is not fresh. ``texts`` maps candidate ids to
+    normalised text; only present right after the caller read the chat's history.
     """
 
     turns: tuple[MTurn, ...] = ()
@@ -628,15 +629,15 @@ def _ends_with_reply(work: _Work, pairs: Sequence[Pair]) -> Plan:
 def _unmatched(work: _Work, adopt: bool) -> Plan:
     """Nothing of the dialogue is in the chat."""
     turns, lines = work.mirror.turns, work.dialogue.lines
-    if adopt:  # (Before fresh: an adopted chat is fresh too, but its turns are the user's.)
-        work.note("adopt")
-        return _append(work, lines[-1:], adopt=True)
     if work.mirror.fresh:
         work.note("first_contact")
         if work.policy.greeting == "edit" and lines[0].role == "assistant" and not turns[-1].human:
             work.note("greeting")
             work.steps.append(Edit(len(turns) - 1, lines[0].text))
         return _append(work, lines)
+    if adopt:
+        work.note("adopt")
+        return _append(work, lines[-1:], adopt=True)
     return work.done("branch", Branch(0 if not turns[0].human else -1))
 
 
