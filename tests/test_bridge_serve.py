@@ -4,6 +4,7 @@ process (it runs until stopped) with the official ``openai`` client against it."
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sqlite3
@@ -11,11 +12,15 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import aiohttp
+import msgspec
 import openai
 import pytest
 
 import caiclient.bridge as bridge
+from bridge_util import bridge_on, sqlite_url
 from caiclient import CaiError, RateLimited, TransportError, ValidationError
 from caiclient.cli import main
 from caiclient.emulator import Emulator
@@ -150,3 +155,171 @@ def test_the_readme_cai_serve_example_runs() -> None:
     assert "['echo']" in done.stdout  # the alias is listed
     assert "Hello, cai serve" in done.stdout  # Echo's reply, streamed
     assert done.stderr == ""
+
+
+# --- the bridge app's security and plumbing (in-process, real sockets on loopback) ----------
+
+KEY = "bridge-key-0123"
+# Every route that needs the key, with and without the /v1 prefix ("{echo}": the model id).
+KEYED_ROUTES = [
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/chat/completions"),
+    ("GET", "/v1/models"),
+    ("GET", "/models"),
+    ("GET", "/v1/models/{echo}"),
+    ("GET", "/models/{echo}"),
+    ("GET", "/metrics"),
+]
+
+
+class Ops:
+    """The c.ai operations the bridge performed since the last call (``caiclient.bridge.ops``)."""
+
+    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
+        caplog.set_level(logging.INFO, logger="caiclient.bridge.ops")
+        self.caplog = caplog
+        self.seen = 0
+
+    def __call__(self) -> list[str]:
+        records = [r for r in self.caplog.records if r.name == "caiclient.bridge.ops"]
+        new, self.seen = records[self.seen :], len(records)
+        return [r.getMessage().split(" ", 1)[0] for r in new]
+
+
+def say(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+async def call(
+    http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
+) -> tuple[int, dict[str, str], bytes]:
+    async with http.request(method, url, **kwargs) as response:
+        return response.status, dict(response.headers), await response.read()
+
+
+async def test_the_api_key_is_needed_on_every_route_but_health(
+    emu: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ops = Ops(caplog)
+    wrong = [None, "Bearer wrong", f"Basic {KEY}", f"Bearer {KEY}x", f"Bearer {KEY[:-1]}", KEY]
+    async with (
+        bridge_on(emu, sqlite_url(tmp_path), api_key=KEY, metrics=True) as b,
+        aiohttp.ClientSession() as http,
+    ):
+        body = {"model": b.echo, "messages": [say("Let me in")]}
+        for method, path in KEYED_ROUTES:
+            url = b.url + path.format(echo=b.echo)
+            for auth in wrong:
+                headers = {} if auth is None else {"Authorization": auth}
+                status, got, raw = await call(http, method, url, json=body, headers=headers)
+                assert (path, auth, status) == (path, auth, 401)
+                assert got["Content-Type"].startswith("application/json")
+                assert msgspec.json.decode(raw) == {
+                    "error": {
+                        "message": "missing or wrong API key (Authorization: Bearer <key>)",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "invalid_api_key",
+                    }
+                }
+        assert ops() == []  # nothing reached c.ai
+        assert await b.client.chats.recent(b.echo) == []
+        status, _, raw = await call(http, "GET", b.url + "/health")  # no key needed
+        assert status == 200 and msgspec.json.decode(raw)["status"] == "ok"
+        for method, path in KEYED_ROUTES:
+            url = b.url + path.format(echo=b.echo)
+            auth = {"Authorization": f"Bearer {KEY}"}
+            status, _, raw = await call(http, method, url, json=body, headers=auth)
+            assert (path, status) == (path, 200), raw
+        assert ops() == ["create", "stream", "regenerate"]  # the two accepted completions
+    # The official clients see the refusal as AuthenticationError with OpenAI's code.
+    async with (
+        bridge_on(emu, sqlite_url(tmp_path / "2"), api_key=KEY) as b,
+        openai.AsyncOpenAI(base_url=b.v1, api_key="wrong", max_retries=0) as oa,
+    ):
+        with pytest.raises(openai.AuthenticationError) as refused:
+            await oa.chat.completions.create(model=b.echo, messages=[say("x")])  # type: ignore[list-item]
+        assert refused.value.code == "invalid_api_key"
+        with openai.OpenAI(base_url=b.v1, api_key="wrong", max_retries=0) as sync:
+            with pytest.raises(openai.AuthenticationError):
+                await asyncio.to_thread(sync.models.retrieve, b.echo)
+
+
+def cors_of(headers: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower().startswith("access-control-")}
+
+
+async def test_cors_is_off_by_default(emu: Emulator, tmp_path: Path) -> None:
+    async with bridge_on(emu, sqlite_url(tmp_path)) as b, aiohttp.ClientSession() as http:
+        page = {"Origin": "https://ui.example"}
+        body = {"model": b.echo, "messages": [say("From a web page")]}
+        for stream in (False, True):
+            status, got, _ = await call(
+                http, "POST", b.v1 + "/chat/completions",
+                json={**body, "stream": stream}, headers=page,
+            )  # fmt: skip
+            assert (status, cors_of(got)) == (200, {})  # answered, but a browser hides it
+        for path in ("/v1/models", "/health", "/v1/nowhere"):
+            status, got, _ = await call(http, "GET", b.url + path, headers=page)
+            assert cors_of(got) == {}, path
+        asked = {**page, "Access-Control-Request-Method": "POST"}
+        asked["Access-Control-Request-Headers"] = "authorization, content-type"
+        for path in ("/v1/chat/completions", "/chat/completions", "/v1/models"):
+            status, got, _ = await call(http, "OPTIONS", b.url + path, headers=asked)
+            assert (status, cors_of(got)) == (403, {}), path  # preflight refused
+
+
+async def test_cors_allowlist(
+    emu: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ops = Ops(caplog)
+    allowed = ["https://ui.example", "http://localhost:3000"]
+    async with (
+        bridge_on(emu, sqlite_url(tmp_path), api_key=KEY, cors=allowed) as b,
+        aiohttp.ClientSession() as http,
+    ):
+        auth = {"Authorization": f"Bearer {KEY}"}
+        for origin in allowed:
+            asked = {
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type, x-session-id, "
+                "x-stainless-os, x-stainless-retry-count",
+            }
+            # The preflight needs no key (a browser never sends one with it).
+            status, got, _ = await call(http, "OPTIONS", b.v1 + "/chat/completions", headers=asked)
+            assert status == 204
+            assert got["Access-Control-Allow-Origin"] == origin and got["Vary"] == "Origin"
+            assert "POST" in got["Access-Control-Allow-Methods"]
+            allow = {h.strip() for h in got["Access-Control-Allow-Headers"].split(",")}
+            assert {"authorization", "content-type", "x-session-id", "x-conversation-id"} <= allow
+            assert {"x-openwebui-chat-id", "x-stainless-os", "x-stainless-retry-count"} <= allow
+            # The answers themselves carry the origin, errors included (so a page can read them).
+            page = {"Origin": origin}
+            for stream in (False, True):
+                status, got, raw = await call(
+                    http, "POST", b.v1 + "/chat/completions", headers={**page, **auth},
+                    json={"model": b.echo, "stream": stream, "messages": [say(origin)]},
+                )  # fmt: skip
+                assert status == 200, raw
+                assert got.get("Access-Control-Allow-Origin") == origin, stream
+            for headers in ({**page, **auth}, page):  # models, and the 401 without a key
+                status, got, _ = await call(http, "GET", b.v1 + "/models", headers=headers)
+                assert (status, got.get("Access-Control-Allow-Origin")) in {
+                    (200, origin),
+                    (401, origin),
+                }
+        assert ops() == ["create", "stream", "regenerate", "create", "stream", "regenerate"]
+        for origin in (
+            "https://evil.example",
+            "https://ui.example.evil",
+            "null",
+            "http://localhost:3001",
+        ):
+            asked = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+            status, got, _ = await call(http, "OPTIONS", b.v1 + "/chat/completions", headers=asked)
+            assert (status, cors_of(got)) == (403, {}), origin
+            status, got, _ = await call(
+                http, "GET", b.v1 + "/models", headers={"Origin": origin, **auth}
+            )
+            assert (status, cors_of(got)) == (200, {}), origin
