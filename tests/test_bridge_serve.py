@@ -240,9 +240,9 @@ async def test_the_api_key_is_needed_on_every_route_but_health(
         with pytest.raises(openai.AuthenticationError) as refused:
             await oa.chat.completions.create(model=b.echo, messages=[say("x")])  # type: ignore[list-item]
         assert refused.value.code == "invalid_api_key"
-        with openai.OpenAI(base_url=b.v1, api_key="wrong", max_retries=0) as sync:
-            with pytest.raises(openai.AuthenticationError):
-                await asyncio.to_thread(sync.models.retrieve, b.echo)
+        sync = openai.OpenAI(base_url=b.v1, api_key="wrong", max_retries=0)
+        with sync, pytest.raises(openai.AuthenticationError):
+            await asyncio.to_thread(sync.models.retrieve, b.echo)
 
 
 def cors_of(headers: dict[str, str]) -> dict[str, str]:
