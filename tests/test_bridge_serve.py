@@ -18,10 +18,12 @@ import aiohttp
 import msgspec
 import openai
 import pytest
+from aiohttp import web
 
 import caiclient.bridge as bridge
-from bridge_util import bridge_on, sqlite_url
-from caiclient import CaiError, RateLimited, TransportError, ValidationError
+from bridge_util import Bridge, bridge_on, sqlite_url
+from caiclient import AsyncClient, CaiError, Endpoints, RateLimited, TransportError, ValidationError
+from caiclient.bridge import create_app, running
 from caiclient.cli import main
 from caiclient.emulator import Emulator
 
@@ -323,3 +325,82 @@ async def test_cors_allowlist(
                 http, "GET", b.v1 + "/models", headers={"Origin": origin, **auth}
             )
             assert (status, cors_of(got)) == (200, {}), origin
+
+
+async def exchanges(b: Bridge, http: aiohttp.ClientSession) -> list[tuple[str, int, str]]:
+    """(what, status, every header and the body as text) of each kind of answer."""
+    auth = {"Authorization": f"Bearer {KEY}"}
+    chat = {"model": b.echo, "messages": [say("Who am I?")]}
+    asks: list[tuple[str, str, str, dict[str, Any]]] = [
+        ("health", "GET", "/health", {}),
+        ("models", "GET", "/v1/models", {"headers": auth}),
+        ("model", "GET", f"/v1/models/{b.echo}", {"headers": auth}),
+        ("unknown model", "GET", "/v1/models/no-such-character", {"headers": auth}),
+        ("completion", "POST", "/v1/chat/completions", {"headers": auth, "json": chat}),
+        ("stream", "POST", "/v1/chat/completions", {"headers": auth, "json": {**chat, "stream": True}}),
+        ("bad request", "POST", "/v1/chat/completions", {"headers": auth, "json": {"model": b.echo}}),
+        ("wrong key", "GET", "/v1/models", {"headers": {"Authorization": "Bearer no"}}),
+        ("no route", "GET", "/v1/nowhere", {"headers": auth}),
+        ("wrong method", "GET", "/v1/chat/completions", {"headers": auth}),
+        ("metrics", "GET", "/metrics", {"headers": auth}),
+    ]  # fmt: skip
+    out = []
+    for what, method, path, kwargs in asks:
+        status, headers, raw = await call(http, method, b.url + path, **kwargs)
+        out.append((what, status, repr(headers) + raw.decode()))
+    return out
+
+
+async def test_the_cai_token_never_reaches_an_http_client(
+    emu: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with (
+        bridge_on(emu, sqlite_url(tmp_path), api_key=KEY, metrics=True) as b,
+        aiohttp.ClientSession() as http,
+    ):
+        seen = await exchanges(b, http)
+        assert [s for _, s, _ in seen] == [200, 200, 200, 404, 200, 200, 400, 401, 404, 405, 200]
+        # Upstream failures: a REST error, then Cloudflare on the socket, mid-conversation.
+        emu.faults.http_status(500, times=10)
+        status, headers, raw = await call(
+            http, "GET", f"{b.v1}/models/{emu.character('Sage').id}",
+            headers={"Authorization": f"Bearer {KEY}"},
+        )  # fmt: skip
+        seen.append(("upstream 500", status, repr(headers) + raw.decode()))
+        emu.faults.clear()
+        emu.faults.cloudflare(rest=False)
+        emu.faults.drop_after(0, times=3)
+        status, headers, raw = await call(
+            http, "POST", b.v1 + "/chat/completions", headers={"Authorization": f"Bearer {KEY}"},
+            json={"model": b.echo, "stream": True, "messages": [say("Who am I?"), {"role": "assistant", "content": "x"}, say("again")]},
+        )  # fmt: skip
+        seen.append(("upstream blocked", status, repr(headers) + raw.decode()))
+    assert [s for _, s, _ in seen[-2:]] == [502, 502]
+    assert len(emu.token) >= 32
+    for what, status, text in seen:
+        assert emu.token not in text, (what, status)
+        assert emu.token[:16] not in text, (what, status)
+    assert emu.token not in caplog.text  # nor in the logs
+
+
+async def test_a_refused_cai_token_is_not_echoed_either(
+    emu: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    token = "5f2b" * 10  # the form of a real token, unknown to the emulator
+    async with (
+        AsyncClient(token, endpoints=Endpoints.local(emu.url)) as client,
+        running(create_app(client, state=sqlite_url(tmp_path), api_key=KEY, metrics=True)) as url,
+        aiohttp.ClientSession() as http,
+    ):
+        b = Bridge(url, web.Application(), client, emu, emu.character("Echo").id)
+        seen = await exchanges(b, http)
+    statuses = {what: status for what, status, _ in seen}
+    assert statuses["health"] == 503
+    assert '"token":"invalid"' in dict((w, t) for w, _, t in seen)["health"]
+    assert statuses["completion"] == statuses["stream"] == 401  # upstream_auth
+    assert '"code":"upstream_auth"' in dict((w, t) for w, _, t in seen)["completion"]
+    for what, status, text in seen:
+        assert token not in text and token[:16] not in text, (what, status)
+    assert token not in caplog.text
