@@ -331,14 +331,15 @@ async def exchanges(b: Bridge, http: aiohttp.ClientSession) -> list[tuple[str, i
     """(what, status, every header and the body as text) of each kind of answer."""
     auth = {"Authorization": f"Bearer {KEY}"}
     chat = {"model": b.echo, "messages": [say("Who am I?")]}
+    stream = {**chat, "stream": True}
     asks: list[tuple[str, str, str, dict[str, Any]]] = [
         ("health", "GET", "/health", {}),
         ("models", "GET", "/v1/models", {"headers": auth}),
         ("model", "GET", f"/v1/models/{b.echo}", {"headers": auth}),
         ("unknown model", "GET", "/v1/models/no-such-character", {"headers": auth}),
         ("completion", "POST", "/v1/chat/completions", {"headers": auth, "json": chat}),
-        ("stream", "POST", "/v1/chat/completions", {"headers": auth, "json": {**chat, "stream": True}}),
-        ("bad request", "POST", "/v1/chat/completions", {"headers": auth, "json": {"model": b.echo}}),
+        ("stream", "POST", "/v1/chat/completions", {"headers": auth, "json": stream}),
+        ("bad request", "POST", "/v1/chat/completions", {"headers": auth, "json": {"n": 9}}),
         ("wrong key", "GET", "/v1/models", {"headers": {"Authorization": "Bearer no"}}),
         ("no route", "GET", "/v1/nowhere", {"headers": auth}),
         ("wrong method", "GET", "/v1/chat/completions", {"headers": auth}),
@@ -371,9 +372,10 @@ async def test_the_cai_token_never_reaches_an_http_client(
         emu.faults.clear()
         emu.faults.cloudflare(rest=False)
         emu.faults.drop_after(0, times=3)
+        again = [say("Who am I?"), {"role": "assistant", "content": "x"}, say("again")]
         status, headers, raw = await call(
             http, "POST", b.v1 + "/chat/completions", headers={"Authorization": f"Bearer {KEY}"},
-            json={"model": b.echo, "stream": True, "messages": [say("Who am I?"), {"role": "assistant", "content": "x"}, say("again")]},
+            json={"model": b.echo, "stream": True, "messages": again},
         )  # fmt: skip
         seen.append(("upstream blocked", status, repr(headers) + raw.decode()))
     assert [s for _, s, _ in seen[-2:]] == [502, 502]
@@ -397,10 +399,10 @@ async def test_a_refused_cai_token_is_not_echoed_either(
         b = Bridge(url, web.Application(), client, emu, emu.character("Echo").id)
         seen = await exchanges(b, http)
     statuses = {what: status for what, status, _ in seen}
-    assert statuses["health"] == 503
-    assert '"token":"invalid"' in dict((w, t) for w, _, t in seen)["health"]
-    assert statuses["completion"] == statuses["stream"] == 401  # upstream_auth
-    assert '"code":"upstream_auth"' in dict((w, t) for w, _, t in seen)["completion"]
+    answers = {what: text for what, _, text in seen}
+    assert statuses["health"] == 503 and '"token":"invalid"' in answers["health"]
+    assert statuses["completion"] == statuses["stream"] == 401
+    assert '"code":"upstream_auth"' in answers["completion"]
     for what, status, text in seen:
         assert token not in text and token[:16] not in text, (what, status)
     assert token not in caplog.text
