@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 
 import caiclient.bridge as bridge
-from bridge_util import Bridge, bridge_on, sqlite_url
+from bridge_util import Bridge, bridge_on, sqlite_url, texts
 from caiclient import AsyncClient, CaiError, Endpoints, RateLimited, TransportError, ValidationError
 from caiclient.bridge import create_app, running
 from caiclient.cli import main
@@ -406,3 +406,98 @@ async def test_a_refused_cai_token_is_not_echoed_either(
     for what, status, text in seen:
         assert token not in text and token[:16] not in text, (what, status)
     assert token not in caplog.text
+
+
+class Chats(Ops):
+    """The c.ai chat of each operation since the last call: [(operation, chat id)]."""
+
+    def chats(self) -> list[tuple[str, str]]:
+        records = [r for r in self.caplog.records if r.name == "caiclient.bridge.ops"]
+        new, self.seen = records[self.seen :], len(records)
+        out = []
+        for record in new:
+            op, _, rest = record.getMessage().partition(" ")
+            fields = dict(f.split("=", 1) for f in rest.split() if "=" in f)
+            out.append((op, fields.get("chat", "")))
+        return out
+
+
+def conversation(where: str, value: str) -> dict[str, Any]:
+    """The openai client's keywords that send conversation id ``value`` in ``where``."""
+    if where == "conversation_id":
+        return {"extra_body": {"conversation_id": value}}
+    if where == "metadata":
+        return {"metadata": {"conversation_id": value}}
+    return {"extra_headers": {where: value}}
+
+
+async def ask_openai(
+    oa: openai.AsyncOpenAI, model: str, messages: list[dict[str, str]], **kwargs: Any
+) -> tuple[str, str]:
+    """(X-Bridge-Action, reply text) of one completion made with the openai client."""
+    raw = await oa.chat.completions.with_raw_response.create(
+        model=model,
+        messages=messages,  # type: ignore[arg-type]
+        **kwargs,
+    )
+    return raw.headers["X-Bridge-Action"], raw.parse().choices[0].message.content or ""
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["X-Session-Id", "X-Conversation-Id", "X-OpenWebUI-Chat-Id", "conversation_id", "metadata"],
+)
+async def test_a_conversation_id_binds_one_chat(
+    emu: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    ops = Chats(caplog)
+    async with (
+        bridge_on(emu, sqlite_url(tmp_path)) as b,
+        openai.AsyncOpenAI(base_url=b.v1, api_key="unused", max_retries=0) as oa,
+    ):
+        one, two = conversation(where, "conv-one"), conversation(where, "conv-two")
+        action, a1 = await ask_openai(oa, b.echo, [say("Hi")], **one)
+        assert action == "first_contact+new_turn"
+        [(create, _), (stream, chat_one)] = ops.chats()
+        assert (create, stream) == ("create", "stream")
+        # The same words under another id: another conversation, another chat (without
+        # ids this request would be a swipe of the first chat's reply).
+        action, b1 = await ask_openai(oa, b.echo, [say("Hi")], **two)
+        assert action == "first_contact+new_turn"
+        [(create, _), (stream, chat_two)] = ops.chats()
+        assert (create, stream, chat_two != chat_one) == ("create", "stream", True)
+        action, _ = await ask_openai(oa, b.echo, [say("Hi"), reply_of(a1), say("More")], **one)
+        assert (action, ops.chats()) == ("new_turn", [("stream", chat_one)])
+        action, b1_swipe = await ask_openai(oa, b.echo, [say("Hi")], **two)
+        assert (action, ops.chats()) == ("swipe", [("regenerate", chat_two)])
+        first = texts(await b.client.chats.history(chat_one, all_candidates=True))
+        second = texts(await b.client.chats.history(chat_two, all_candidates=True))
+        assert {c.chat_id for c in await b.client.chats.recent(b.echo)} == {chat_one, chat_two}
+    assert [who for who, _ in first] == ["char", "user", "char", "user", "char"]
+    assert first[1:4] == [("user", ["Hi"]), ("char", [a1]), ("user", ["More"])]
+    assert second[1:] == [("user", ["Hi"]), ("char", [b1_swipe, b1])]
+
+
+async def test_a_conversation_header_wins_over_the_body(
+    emu: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ops = Chats(caplog)
+    async with bridge_on(emu, sqlite_url(tmp_path)) as b:
+        both = {"conversation_id": "in-body", "model": b.echo, "messages": [say("Hi")]}
+        status, headers, _ = await b.post(both, {"X-Session-Id": "in-header"})
+        assert (status, headers["X-Bridge-Action"]) == (200, "first_contact+new_turn")
+        [(_, chat)] = ops.chats()[1:]
+        # The body's id was not used: it starts a conversation of its own ...
+        status, headers, _ = await b.post({**both, "conversation_id": "in-body"})
+        assert headers["X-Bridge-Action"] == "first_contact+new_turn"
+        [(_, other)] = ops.chats()[1:]
+        assert other != chat
+        # ... and the header's id is the first chat's conversation.
+        status, headers, _ = await b.post(
+            {**both, "conversation_id": None}, {"X-Session-Id": "in-header"}
+        )
+        assert (headers["X-Bridge-Action"], ops.chats()) == ("swipe", [("regenerate", chat)])
+
+
+def reply_of(text: str) -> dict[str, str]:
+    return {"role": "assistant", "content": text}
