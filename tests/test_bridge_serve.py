@@ -23,7 +23,7 @@ from aiohttp import web
 import caiclient.bridge as bridge
 from bridge_util import Bridge, bridge_on, sqlite_url, texts
 from caiclient import AsyncClient, CaiError, Endpoints, RateLimited, TransportError, ValidationError
-from caiclient.bridge import create_app, running
+from caiclient.bridge import BridgeConfig, create_app, running
 from caiclient.cli import main
 from caiclient.emulator import Emulator
 
@@ -501,3 +501,43 @@ async def test_a_conversation_header_wins_over_the_body(
 
 def reply_of(text: str) -> dict[str, str]:
     return {"role": "assistant", "content": text}
+
+
+CARD = {"role": "system", "content": "You are Echo, who repeats what is said."}
+PERSONA = {"role": "system", "content": "[The user is Ada, a sailor.]"}
+
+
+@pytest.mark.parametrize("policy", ["ignore", "first_message"])
+async def test_the_system_prompt_policy(
+    emu: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture, policy: Any
+) -> None:
+    ops = Ops(caplog)
+    config = BridgeConfig(system=policy)
+    async with bridge_on(emu, sqlite_url(tmp_path), config=config) as b:
+
+        async def step(messages: list[dict[str, str]]) -> tuple[str, list[str], str]:
+            status, headers, raw = await b.post({"model": b.echo, "messages": messages})
+            assert status == 200, raw
+            content = msgspec.json.decode(raw)["choices"][0]["message"]["content"]
+            return headers["X-Bridge-Action"], ops(), content
+
+        action, done, a1 = await step([CARD, PERSONA, say("Hi")])
+        assert (action, done) == ("first_contact+new_turn", ["create", "stream"])
+        # The reply edited in the front end: the chat's history is read, and still matches
+        # the dialogue (its first message is not what c.ai holds with "first_message").
+        dialogue = [CARD, PERSONA, say("Hi"), reply_of("Rewritten by hand."), say("More")]
+        action, done, a2 = await step(dialogue)
+        assert (action, done) == ("refresh+edit+new_turn", ["history", "edit", "stream"])
+        # Another system text later on is not sent either way: the chat has begun.
+        changed = {"role": "system", "content": "You are Echo, now cheerful."}
+        dialogue = [changed, *dialogue[2:], reply_of(a2), say("Third")]
+        assert (await step(dialogue))[:2] == ("new_turn", ["stream"])
+        assert len(await b.client.chats.recent(b.echo)) == 1
+        chat = texts(await b.history())
+    first = (
+        f"{CARD['content']}\n\n{PERSONA['content']}\n\nHi" if policy == "first_message" else "Hi"
+    )
+    assert [text for who, text in chat if who == "user"] == [[first], ["More"], ["Third"]]
+    assert a1.startswith(first)  # Echo repeats what it was sent
+    assert chat[2][1] == ["Rewritten by hand.", a1]
+    assert "cheerful" not in str(chat)

@@ -121,6 +121,11 @@ def _alias(mturn: rc.MTurn, candidate_id: str, key: str) -> rc.MTurn:
 def _mirror_turns(history: Iterable[Turn], old: rc.Mirror) -> rc.Mirror:
     """A mirror read from the chat's history, with texts; remembered variants are kept."""
     known = {c.candidate_id: c.keys for t in old.turns for c in t.candidates}
+    # A message sent by the bridge has no candidate id in the mirror: its keys (the
+    # dialogue's, when a preamble went before it) are found by the key of the text sent.
+    unnamed = {
+        k: c.keys for t in old.turns for c in t.candidates if not c.candidate_id for k in c.keys
+    }
     texts: dict[str, str] = {}
     turns = []
     for turn in history:
@@ -128,7 +133,8 @@ def _mirror_turns(history: Iterable[Turn], old: rc.Mirror) -> rc.Mirror:
         for candidate in turn.candidates:
             text = rc.normalise(candidate.raw_content)
             texts[candidate.candidate_id] = text
-            keys = (rc.digest(text), *known.get(candidate.candidate_id, ()))
+            key = rc.digest(text)
+            keys = (key, *known.get(candidate.candidate_id, unnamed.get(key, ())))
             candidates.append(rc.MCandidate(candidate.candidate_id, tuple(dict.fromkeys(keys))))
         primary = turn.primary
         turns.append(
