@@ -170,6 +170,7 @@ KEYED_ROUTES = [
     ("GET", "/models"),
     ("GET", "/v1/models/{echo}"),
     ("GET", "/models/{echo}"),
+    ("GET", "//v1//models"),  # doubled slashes are served too
     ("GET", "/metrics"),
 ]
 
