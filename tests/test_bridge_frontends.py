@@ -20,6 +20,8 @@ from caiclient.emulator import Emulator
 
 CARD = {"role": "system", "content": "Write Echo's next reply in a fictional chat."}
 ST_GREETING = {"role": "assistant", "content": "*Echo waves.* (the card's own greeting)"}
+ST_QUIET_TITLE = "[Pause the roleplay. Write a title of at most five words for this chat.]"
+ST_RAW_TITLE = "Write a short title for this conversation: Hi / Next / A different direction"
 
 
 @pytest.fixture
@@ -52,6 +54,11 @@ async def ask(b: Bridge, messages: list[dict[str, str]], **extra: Any) -> tuple[
     return status, got["X-Bridge-Action"], body["choices"][0]["message"]["content"]
 
 
+async def chat_ids(b: Bridge) -> set[str]:
+    """The ids of the account's chats with Echo."""
+    return {c.chat_id for c in await b.client.chats.recent(b.echo)}
+
+
 def reply(text: str) -> dict[str, str]:
     return {"role": "assistant", "content": text}
 
@@ -66,6 +73,7 @@ async def test_sillytavern_session(bridge: Bridge, caplog: pytest.LogCaptureFixt
     status, action, a1 = await ask(bridge, chat)
     assert (status, action) == (200, "first_contact+noise+new_turn")
     assert ops() == ["create", "stream"]
+    [main] = await chat_ids(bridge)
 
     status, action, a1_swipe = await ask(bridge, chat)  # swipe →: the identical request
     assert (action, a1_swipe != a1) == ("swipe", True)
@@ -92,6 +100,8 @@ async def test_sillytavern_session(bridge: Bridge, caplog: pytest.LogCaptureFixt
         ("unsupported_continue", {"role": "system", "content": "[Continue your last message.]"}),
         ("unsupported_instruction", {"role": "system", "content": "[Write as {{user}}.]"}),
         ("unsupported_instruction", {"role": "system", "content": "Summarize the chat."}),
+        # A quiet prompt asking for a title: the history and a trailing system instruction.
+        ("unsupported_instruction", {"role": "system", "content": ST_QUIET_TITLE}),
     ):
         status, code, _ = await ask(bridge, [*chat, reply(a3b), message])
         assert (status, code) == (400, shape)
@@ -100,7 +110,7 @@ async def test_sillytavern_session(bridge: Bridge, caplog: pytest.LogCaptureFixt
 
     # Delete the last exchange in ST (the reworded message and its reply), send another.
     chat = [*chat[:-1], user("A different direction")]
-    status, action, _ = await ask(bridge, chat)
+    status, action, a4 = await ask(bridge, chat)
     assert action == "edit_last_user+new_turn"
     assert ops() == ["history", "delete", "stream"]
 
@@ -112,19 +122,42 @@ async def test_sillytavern_session(bridge: Bridge, caplog: pytest.LogCaptureFixt
     assert final[4][1][0] == "I rewrote this reply by hand." and a2 in final[4][1]
     assert final[5][1] == ["A different direction"]
     assert a3 not in str(final) and a3b not in str(final)
+    assert final[6][1] == [a4]
+
+    # Delete the tail in ST: the last exchange ("A different direction" and its reply) is
+    # removed, nothing new is written, and Regenerate is pressed on what remains; ST drops the
+    # reply shown last, so the request ends with the user message before it ("Next").
+    status, action, a5 = await ask(bridge, chat[:-2])
+    assert (status, action) == (200, "delete_tail+swipe")
+    assert ops() == ["history", "delete", "regenerate"]  # the user turn's id is read back
+    final = texts(await bridge.history())
+    assert [who for who, _ in final] == ["char", "user", "char", "user", "char"]
+    assert final[3][1] == ["Next"]
+    assert final[4][1] == [a5, "I rewrote this reply by hand.", a2]  # a new primary swipe
+    assert "A different direction" not in str(final) and a4 not in str(final)
+
+    # A title from an extension's raw generation (a single user message, no chat history):
+    # a background task, answered in the character's scratch chat and never in this one.
+    status, action, title = await ask(bridge, [user(ST_RAW_TITLE)])
+    assert (status, action) == (200, "task") and title
+    assert ops() == ["create", "stream", "delete"]
+    assert texts(await bridge.history(main)) == final
+    [scratch] = await chat_ids(bridge) - {main}
+    assert texts(await bridge.history(scratch)) == []
 
     # A branch from the first reply: a new chat; the original is left as it was.
     branch = [CARD, ST_GREETING, user("Hi"), reply(a1), user("Branching off")]
     branch += [reply("An invented reply"), user("Deeper in the branch")]
-    status, action, _ = await ask(bridge, branch)
+    status, action, deeper = await ask(bridge, branch)
     assert action.startswith("branch")
     assert ops()[:2] == ["copy", "history"]
-    chats = await bridge.client.chats.recent(bridge.echo)
-    assert len(chats) == 2
-    assert (
-        texts(await bridge.history(chats[1].chat_id)) == final
-        or texts(await bridge.history(chats[0].chat_id)) == final
-    )
+    [copy] = await chat_ids(bridge) - {main, scratch}
+    assert texts(await bridge.history(main)) == final  # the original is left as it was
+    forked = texts(await bridge.history(copy))
+    assert forked[:3] == final[:3] and len(forked) == 7
+    assert forked[3:6:2] == [("user", ["Branching off"]), ("user", ["Deeper in the branch"])]
+    assert forked[4][1][0] == "An invented reply"  # imported: sent, then edited to match
+    assert forked[6] == ("char", [deeper])
 
 
 async def test_open_webui_conversation_and_title_task(
