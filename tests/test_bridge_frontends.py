@@ -48,10 +48,26 @@ async def ask(b: Bridge, messages: list[dict[str, str]], **extra: Any) -> tuple[
     """POST a completion; (status, X-Bridge-Action or error code, reply text)."""
     headers = extra.pop("headers", None)
     status, got, raw = await b.post({"model": b.echo, "messages": messages, **extra}, headers)
+    if status == 200 and extra.get("stream"):
+        return status, got["X-Bridge-Action"], streamed_text(raw)
     body = json.loads(raw)
     if status != 200:
         return status, body["error"]["code"], body["error"]["message"]
     return status, got["X-Bridge-Action"], body["choices"][0]["message"]["content"]
+
+
+def streamed_text(raw: bytes) -> str:
+    """The text of choice 0 of a complete SSE answer (which must end with ``[DONE]``)."""
+    events = raw.decode().split("\n\n")
+    assert events[-2:] == ["data: [DONE]", ""]
+    text = ""
+    for event in events[:-2]:
+        if event.startswith(":"):
+            continue  # a keep-alive comment
+        chunk = json.loads(event.removeprefix("data: "))
+        assert "error" not in chunk
+        text += "".join(c["delta"].get("content") or "" for c in chunk["choices"])
+    return text
 
 
 async def chat_ids(b: Bridge) -> set[str]:
@@ -190,6 +206,107 @@ async def test_open_webui_conversation_and_title_task(
     assert action == "first_contact+new_turn"
 
 
+def owui_task(instruction: str, history: str) -> str:
+    """An Open WebUI background task prompt (titles, tags, follow-ups): one user message."""
+    return (
+        f"### Task:\n{instruction}\n### Chat History:\n<chat_history>\n{history}\n</chat_history>"
+    )
+
+
+async def test_open_webui_tree_operations(bridge: Bridge, caplog: pytest.LogCaptureFixture) -> None:
+    # Open WebUI keeps each chat as a tree and sends the selected path with its chat id.
+    ops = Ops(caplog)
+    owui = {"X-OpenWebUI-Chat-Id": "owui-tree"}
+
+    async def send(messages: list[dict[str, str]]) -> tuple[int, str, str]:
+        extra = {"stream": True, "stream_options": {"include_usage": True}}
+        return await ask(bridge, messages, headers=owui, **extra)
+
+    status, action, a1 = await send([user("Hello")])
+    assert (status, action) == (200, "first_contact+new_turn")
+    assert ops() == ["create", "stream"]
+    [main] = await chat_ids(bridge)
+    greeting = texts(await bridge.history(main))[0]
+
+    status, action, a1b = await send([user("Hello")])  # Regenerate: a sibling reply
+    assert (action, a1b != a1) == ("swipe", True)
+    assert ops() == ["regenerate"]
+
+    # Back to the first sibling with the arrows, then a message under it.
+    status, action, a2 = await send([user("Hello"), reply(a1), user("More")])
+    assert action == "select+new_turn"
+    assert ops() == ["select", "stream"]
+
+    # The reply is edited in place (saved, no request); the next message carries it.
+    path = [user("Hello"), reply(a1), user("More"), reply("Edited in Open WebUI."), user("Third")]
+    status, action, a3 = await send(path)
+    assert action == "refresh+edit+new_turn"
+    assert ops() == ["history", "edit", "stream"]
+
+    # Editing the last user message makes a sibling of it and sends the new path.
+    path[-1] = user("Third, reworded")
+    status, action, a3b = await send(path)
+    assert action == "edit_last_user+new_turn"
+    assert ops() == ["history", "delete", "stream"]
+    chat = [
+        greeting,
+        ("user", ["Hello"]),
+        ("char", [a1, a1b]),
+        ("user", ["More"]),
+        ("char", ["Edited in Open WebUI.", a2]),
+        ("user", ["Third, reworded"]),
+        ("char", [a3b]),
+    ]
+    assert texts(await bridge.history(main)) == chat and a3 not in str(chat)
+
+    # Continue Response: the path ends with the reply to extend; c.ai cannot.
+    status, code, _ = await send([*path, reply(a3b)])
+    assert (status, code) == (400, "unsupported_continue")
+    assert ops() == []
+
+    # The title, tags and follow-up tasks go to the character's scratch chat and are removed.
+    shown = f"USER: Hello\nASSISTANT: {a1}\nUSER: More"
+    for instruction in (
+        "Generate a concise, 3-5 word title with an emoji summarizing the chat history.",
+        "Generate 1-3 broad tags categorizing the main themes of the chat history.",
+        "Suggest 3-5 relevant follow-up questions or prompts that the user might ask next.",
+    ):
+        status, action, answer = await send([user(owui_task(instruction, shown))])
+        assert (status, action, bool(answer)) == (200, "task", True)
+    assert ops() == ["create", "stream", "delete", "stream", "delete", "stream", "delete"]
+    [scratch] = await chat_ids(bridge) - {main}
+    assert texts(await bridge.history(scratch)) == []
+    assert texts(await bridge.history(main)) == chat
+
+    # Editing "More" (deep in the tree) forks the path: a copy up to the first reply serves
+    # the new branch; the original chat is left as it was.
+    status, action, other = await send([user("Hello"), reply(a1), user("Another way")])
+    assert action.startswith("branch") and action.endswith("new_turn")
+    assert ops()[:2] == ["copy", "history"]
+    [fork] = await chat_ids(bridge) - {main, scratch}
+    assert texts(await bridge.history(fork)) == [
+        *chat[:3],
+        ("user", ["Another way"]),
+        ("char", [other]),
+    ]
+    assert texts(await bridge.history(main)) == chat
+
+    # Back on the first branch (the same Open WebUI chat id): its chat continues.
+    status, action, a4 = await send([*path, reply(a3b), user("Fourth")])
+    assert action == "new_turn"
+    assert ops() == ["stream"]
+    chat += [("user", ["Fourth"]), ("char", [a4])]
+    assert texts(await bridge.history(main)) == chat
+
+    # Delete the last exchange ("Fourth" and its reply), then regenerate the reply before it.
+    status, action, a3c = await send(path)
+    assert action == "delete_tail+swipe"
+    assert ops() == ["history", "delete", "regenerate"]
+    chat[-3:] = [("char", [a3c, a3b])]
+    assert texts(await bridge.history(main)) == chat
+    assert texts(await bridge.history(fork))[3:] == [("user", ["Another way"]), ("char", [other])]
+
+
 async def test_librechat_conversation_header_and_title(
     bridge: Bridge, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -213,6 +330,97 @@ async def test_librechat_conversation_header_and_title(
     histories = [texts(await bridge.history(c.chat_id)) for c in chats]
     assert sorted(len(h) for h in histories) == [0, 3]  # the conversation, the empty scratch
     assert [("user", ["Hey"])] in [h[1:2] for h in histories]
+
+
+async def test_librechat_operations(bridge: Bridge, caplog: pytest.LogCaptureFixture) -> None:
+    # LibreChat streams always, sends its user id and default sampling parameters, and names
+    # the conversation in a templated header; it has no greeting and no message deletion.
+    ops = Ops(caplog)
+
+    async def send(conversation: str, messages: list[dict[str, str]]) -> tuple[int, str, str]:
+        body = {"stream": True, "user": "librechat-user-1", "temperature": 1, "top_p": 1}
+        return await ask(bridge, messages, headers={"X-Conversation-Id": conversation}, **body)
+
+    status, action, a1 = await send("lc-ops", [user("Hey")])
+    assert (status, action) == (200, "first_contact+new_turn")
+    assert ops() == ["create", "stream"]
+    [main] = await chat_ids(bridge)
+    greeting = texts(await bridge.history(main))[0]
+
+    status, action, a1b = await send("lc-ops", [user("Hey")])  # Regenerate
+    assert (action, a1b != a1) == ("swipe", True)
+    assert ops() == ["regenerate"]
+
+    status, action, a2 = await send("lc-ops", [user("Hey"), reply(a1b), user("Tell me more")])
+    assert action == "new_turn"  # the regenerated reply is the one shown
+    assert ops() == ["stream"]
+
+    # The reply is edited and saved; the next message carries the edited text.
+    path = [user("Hey"), reply(a1b), user("Tell me more"), reply("Edited in LibreChat.")]
+    status, action, a3 = await send("lc-ops", [*path, user("And then?")])
+    assert action == "refresh+edit+new_turn"
+    assert ops() == ["history", "edit", "stream"]
+
+    # Edit the last user message, then "Save & Submit".
+    status, action, a3b = await send("lc-ops", [*path, user("And after that?")])
+    assert action == "edit_last_user+new_turn"
+    assert ops() == ["history", "delete", "stream"]
+    chat = [
+        greeting,
+        ("user", ["Hey"]),
+        ("char", [a1b, a1]),
+        ("user", ["Tell me more"]),
+        ("char", ["Edited in LibreChat.", a2]),
+        ("user", ["And after that?"]),
+        ("char", [a3b]),
+    ]
+    assert texts(await bridge.history(main)) == chat and a3 not in str(chat)
+
+    # Continue: the messages end with the reply to extend.
+    status, code, _ = await send("lc-ops", [*path, user("And after that?"), reply(a3b)])
+    assert (status, code) == (400, "unsupported_continue")
+    assert ops() == []
+
+    # The title, generated through the same endpoint: the scratch chat, emptied again.
+    prompt = (
+        "Provide a concise, 5-word-or-less title for the conversation, using title case "
+        "conventions. Only return the title itself.\n\nConversation:\nUser: Hey"
+    )
+    status, action, title = await send("lc-ops", [user(prompt)])
+    assert (status, action, bool(title)) == (200, "task", True)
+    assert ops() == ["create", "stream", "delete"]
+    [scratch] = await chat_ids(bridge) - {main}
+    assert texts(await bridge.history(scratch)) == []
+    assert texts(await bridge.history(main)) == chat
+
+    # Fork: LibreChat copies the messages up to the fork point into a new conversation with a
+    # new id. The bridge does not know that id: a new chat, the history imported into it.
+    status, action, forked = await send("lc-fork", [*path, user("In the fork")])
+    assert (status, action) == (200, "first_contact+import+new_turn")
+    assert ops() == ["create", "send", "edit", "send", "edit", "stream"]
+    [fork] = await chat_ids(bridge) - {main, scratch}
+    got = texts(await bridge.history(fork))
+    assert [(who, c[0]) for who, c in got[1:]] == [
+        ("user", "Hey"),
+        ("char", a1b),
+        ("user", "Tell me more"),
+        ("char", "Edited in LibreChat."),
+        ("user", "In the fork"),
+        ("char", forked),
+    ]
+    assert texts(await bridge.history(main)) == chat  # the original conversation is untouched
+
+    # Both conversations go on, each in its own chat.
+    status, action, a4 = await send(
+        "lc-ops", [*path, user("And after that?"), reply(a3b), user("4")]
+    )
+    assert (action, ops()) == ("new_turn", ["stream"])
+    status, action, _ = await send(
+        "lc-fork", [*path, user("In the fork"), reply(forked), user("5")]
+    )
+    assert (action, ops()) == ("new_turn", ["stream"])
+    assert texts(await bridge.history(main)) == [*chat, ("user", ["4"]), ("char", [a4])]
+    assert texts(await bridge.history(fork))[-2][1] == ["5"]
 
 
 async def test_client_retry_after_a_timeout_makes_one_turn(tmp_path: Path) -> None:
