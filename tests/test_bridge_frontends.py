@@ -306,6 +306,15 @@ async def test_open_webui_tree_operations(bridge: Bridge, caplog: pytest.LogCapt
     assert texts(await bridge.history(main)) == chat
     assert texts(await bridge.history(fork))[3:] == [("user", ["Another way"]), ("char", [other])]
 
+    # A new Open WebUI chat opening with the same words: another chat id, another c.ai chat.
+    owui["X-OpenWebUI-Chat-Id"] = "owui-tree-2"
+    status, action, again = await send([user("Hello")])
+    assert (status, action) == (200, "first_contact+new_turn")
+    assert ops() == ["create", "stream"]
+    [second] = await chat_ids(bridge) - {main, scratch, fork}
+    assert texts(await bridge.history(second)) == [greeting, ("user", ["Hello"]), ("char", [again])]
+    assert texts(await bridge.history(main)) == chat
+
 
 async def test_librechat_conversation_header_and_title(
     bridge: Bridge, caplog: pytest.LogCaptureFixture
