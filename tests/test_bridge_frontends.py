@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from bridge_util import Bridge, bridge_on, sqlite_url, texts
+from caiclient.bridge import BridgeConfig, Policy
 from caiclient.emulator import Emulator
 
 CARD = {"role": "system", "content": "Write Echo's next reply in a fictional chat."}
@@ -121,6 +122,9 @@ async def test_sillytavern_session(bridge: Bridge, caplog: pytest.LogCaptureFixt
     ):
         status, code, _ = await ask(bridge, [*chat, reply(a3b), message])
         assert (status, code) == (400, shape)
+    # Continue with ST's continue_prefill: the last reply again, the prefill before it.
+    status, code, _ = await ask(bridge, [*chat, reply("*Echo goes on.*\n\n" + a3b)])
+    assert (status, code) == (400, "unsupported_continue")
     assert ops() == []
     assert texts(await bridge.history()) == snapshot  # nothing written into the chat
 
@@ -204,6 +208,36 @@ async def test_open_webui_conversation_and_title_task(
     # The same words in another Open WebUI chat are another conversation.
     status, action, _ = await ask(bridge, [user("Hello")], headers={"X-OpenWebUI-Chat-Id": "2"})
     assert action == "first_contact+new_turn"
+
+
+async def test_sillytavern_instructions_in_a_scratch_copy(
+    emu: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # With instructions="scratch", impersonate and quiet prompts are answered in a copy of
+    # the chat made for the one request and archived after it; the chat itself is unchanged.
+    config = BridgeConfig(policy=Policy(instructions="scratch"))
+    async with bridge_on(emu, sqlite_url(tmp_path), config=config) as b:
+        ops = Ops(caplog)
+        chat = [CARD, ST_GREETING, user("Hi")]
+        _, _, a1 = await ask(b, chat)
+        [main] = await chat_ids(b)
+        before = texts(await b.history(main))
+        ops()
+        for instruction in (
+            "[Write your next reply from the point of view of {{user}}.]",
+            ST_QUIET_TITLE,
+        ):
+            status, action, answer = await ask(
+                b, [*chat, reply(a1), {"role": "system", "content": instruction}]
+            )
+            assert (status, action, bool(answer)) == (200, "instruction", True)
+            assert ops() == ["copy", "stream", "archive"]
+            assert instruction in answer  # Echo repeats the instruction it was sent
+        assert texts(await b.history(main)) == before
+        assert await chat_ids(b) == {main}  # the copies are archived
+        # The chat goes on as if nothing happened.
+        status, action, _ = await ask(b, [*chat, reply(a1), user("Back to it")])
+        assert (status, action, ops()) == (200, "new_turn", ["stream"])
 
 
 def owui_task(instruction: str, history: str) -> str:
