@@ -210,6 +210,26 @@ async def test_open_webui_conversation_and_title_task(
     assert action == "first_contact+new_turn"
 
 
+async def test_sillytavern_multiple_swipes(
+    bridge: Bridge, caplog: pytest.LogCaptureFixture
+) -> None:
+    # ST's "multiple swipes" (n > 1): choice 0 is shown, the others become its swipes.
+    ops = Ops(caplog)
+    chat = [CARD, ST_GREETING, user("Hi")]
+    status, got, raw = await bridge.post({"model": bridge.echo, "messages": chat, "n": 2})
+    assert (status, got["X-Bridge-Action"]) == (200, "first_contact+noise+new_turn")
+    first, second = (c["message"]["content"] for c in json.loads(raw)["choices"])
+    assert first != second
+    assert ops() == ["create", "stream", "regenerate", "select"]
+    [main] = await chat_ids(bridge)
+    assert texts(await bridge.history(main))[2] == ("char", [first, second])
+    # Swipe to the second choice in ST, then send: it becomes c.ai's primary.
+    status, action, _ = await ask(bridge, [*chat, reply(second), user("Next")])
+    assert (status, action) == (200, "select+new_turn")
+    assert ops() == ["select", "stream"]
+    assert texts(await bridge.history(main))[2] == ("char", [second, first])
+
+
 async def test_sillytavern_instructions_in_a_scratch_copy(
     emu: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
