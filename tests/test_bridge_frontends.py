@@ -147,6 +147,10 @@ async def test_sillytavern_session(bridge: Bridge, caplog: pytest.LogCaptureFixt
     # Delete the tail in ST: the last exchange ("A different direction" and its reply) is
     # removed, nothing new is written, and Regenerate is pressed on what remains; ST drops the
     # reply shown last, so the request ends with the user message before it ("Next").
+    # Continue on what remains is refused first, and changes nothing either.
+    status, code, _ = await ask(bridge, [*chat[:-1], {"role": "system", "content": "[Continue]"}])
+    assert (status, code, ops()) == (400, "unsupported_continue", [])
+    assert texts(await bridge.history(main)) == final
     status, action, a5 = await ask(bridge, chat[:-2])
     assert (status, action) == (200, "delete_tail+swipe")
     assert ops() == ["history", "delete", "regenerate"]  # the user turn's id is read back
