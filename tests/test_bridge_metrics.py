@@ -190,6 +190,8 @@ async def test_each_decision_is_logged_with_its_class(
             ]  # fmt: skip
             assert all(r.levelno == logging.INFO for r in decisions)
             last = decisions[-1].getMessage()
+            for message in messages:  # What was decided is logged, not what was written.
+                assert message["content"] not in last, last
             seen.append((headers["X-Bridge-Action"], last.split(" ")[1]))
             return str(msgspec.json.decode(raw)["choices"][0]["message"]["content"])
 
