@@ -11,10 +11,11 @@ import json
 import random
 from typing import Any
 
+import msgspec
 import pytest
 from aiohttp import web
 
-from caiclient import Chat
+from caiclient import Chat, Turn
 from fake_neo import bot_turn, client_for, fake_neo
 
 CHAT = Chat(chat_id="chat-1", character_id="bot")
@@ -38,6 +39,39 @@ async def slow_reply(ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
             await asyncio.sleep(0.05)
 
     asyncio.get_running_loop().create_task(stream())
+
+
+async def slow_swipe(ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
+    """A regeneration of turn ``bot-t``: a new candidate streamed in ten chunks 50 ms apart."""
+    if frame.get("command") != "generate_turn_candidate":
+        return
+    rid, key = frame["request_id"], frame["payload"]["turn_key"]
+
+    async def stream() -> None:
+        text = ""
+        for n in range(10):
+            text += f"s{n} "
+            candidate: dict[str, Any] = {"candidate_id": "swipe-k", "raw_content": text}
+            if n == 9:
+                candidate["is_final"] = True
+            turn = {
+                "turn_key": key,
+                "author": {"author_id": "bot", "name": "Bot"},
+                "candidates": [candidate],
+                "primary_candidate_id": "swipe-k",
+            }
+            if ws.closed:
+                return
+            command = "add_turn" if n == 0 else "update_turn"
+            await ws.send_str(json.dumps({"command": command, "request_id": rid, "turn": turn}))
+            await asyncio.sleep(0.05)
+
+    asyncio.get_running_loop().create_task(stream())
+
+
+def swipes(received: list[str]) -> list[str]:
+    frames = [json.loads(f) for f in received]
+    return [f["request_id"] for f in frames if f.get("command") == "generate_turn_candidate"]
 
 
 def aborts(received: list[str]) -> list[str]:
@@ -82,6 +116,43 @@ async def test_cancelling_a_send_aborts_its_generation() -> None:
             await task
         await wait_for_frames(received, 2)
         assert aborts(received) == sends(received)
+
+
+def _bot_turn_of(chat: Chat) -> Turn:
+    return msgspec.convert(
+        {
+            "turn_key": {"chat_id": chat.chat_id, "turn_id": "bot-t"},
+            "author": {"author_id": "bot", "name": "Bot"},
+            "candidates": [{"candidate_id": "bot-k", "raw_content": "first", "is_final": True}],
+            "primary_candidate_id": "bot-k",
+        },
+        Turn,
+    )
+
+
+async def test_cancelling_a_regeneration_aborts_it() -> None:
+    async with fake_neo(slow_swipe) as (origin, received), client_for(origin) as client:
+        task = asyncio.create_task(client.chats.regenerate(_bot_turn_of(CHAT), timeout=10))
+        await wait_for_frames(received, 1)
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await wait_for_frames(received, 2)
+        assert swipes(received) and aborts(received) == swipes(received)
+        assert client._core.socket.in_flight == 0
+
+
+async def test_leaving_a_regeneration_stream_early_aborts_it() -> None:
+    async with fake_neo(slow_swipe) as (origin, received), client_for(origin) as client:
+        stream = client.chats.stream_regenerate(_bot_turn_of(CHAT), timeout=10)
+        async with contextlib.aclosing(stream):
+            async for chunk in stream:
+                assert chunk.delta.startswith("s0")
+                break
+        await wait_for_frames(received, 2)
+        assert swipes(received) and aborts(received) == swipes(received)
+        assert client.stats.aborted_generations == 1
 
 
 async def test_a_completed_reply_is_not_aborted() -> None:

@@ -46,16 +46,18 @@ def test_every_namespace_class_follows_the_naming_rule() -> None:
     client = caiclient.AsyncClient("0" * 40)
     sync = caiclient.Client("0" * 40)
     try:
-        for name in (
-            "account",
-            "personas",
-            "users",
-            "characters",
-            "chats",
-            "voices",
-            "images",
-            "v1",
-        ):
+
+        def namespaces(obj: object) -> set[str]:
+            found = set()
+            for name in dir(obj):
+                if not name.startswith("_") and type(getattr(obj, name)).__name__.endswith("API"):
+                    found.add(name)
+            return found
+
+        names = namespaces(client)
+        assert names == namespaces(sync)  # The same namespaces on both clients…
+        assert {"account", "chats", "rooms", "v1"} <= names  # (the reflection finds them)
+        for name in sorted(names):  # …each named by the one rule.
             async_cls = type(getattr(client, name)).__name__
             sync_cls = type(getattr(sync, name)).__name__
             assert async_cls == "Async" + sync_cls, (async_cls, sync_cls)

@@ -121,3 +121,21 @@ def test_no_source_file_points_at_the_shared_protocol_file() -> None:
         if "PROTOCOL.md" in path.read_text(encoding="utf-8")
     ]
     assert mentions == []
+
+
+# A document a source file points to by name: "docs/x.md", or an upper-case "NAME.md".
+_DOCUMENT = re.compile(r"(?<![\w/.-])((?:docs/)?[\w-]+\.md)\b")
+
+
+def test_every_document_the_code_names_is_in_the_repository() -> None:
+    # Someone with only the repository (or a wheel and the docs) must be able to follow
+    # every pointer; "/export chat.md" in a user-facing example is a file name, not a pointer.
+    missing = []
+    for path in sorted((ROOT / "src").rglob("*.py")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for name in _DOCUMENT.findall(line):
+                if name == "chat.md":
+                    continue
+                if not ((ROOT / name).is_file() or (ROOT / "docs" / name).is_file()):
+                    missing.append(f"{path.relative_to(ROOT)}:{number}: {name}")
+    assert missing == []

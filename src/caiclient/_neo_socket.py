@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from ._config import KEEPALIVE_MIN_INTERVAL, ClientOptions
 from ._deadline import Deadline
-from ._socket import Inbox, ReconnectingSocket, Subscription, send_best_effort
+from ._socket import Inbox, ReconnectingSocket, send_best_effort
 from ._transport import WebSocket
 from .errors import CaiError, Timeout
 from .protocol.neo import (
@@ -27,7 +27,7 @@ from .protocol.neo import (
     parse_frame,
 )
 
-__all__ = ["Inbox", "NeoSocket", "Subscription"]
+__all__ = ["Inbox", "NeoSocket"]
 
 log = logging.getLogger("caiclient.neo")
 

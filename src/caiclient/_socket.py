@@ -20,7 +20,6 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
-from types import TracebackType
 from typing import Any
 
 from ._config import ClientOptions
@@ -29,7 +28,7 @@ from .errors import CaiError, ClientClosed, Disconnected, Timeout, TransportErro
 from .protocol.neo import Event
 from .protocol.retry import reconnect_verdict
 
-__all__ = ["Inbox", "ReconnectingSocket", "Sender", "Subscription"]
+__all__ = ["Inbox", "ReconnectingSocket", "Sender"]
 
 log = logging.getLogger("caiclient.neo")
 
@@ -134,33 +133,6 @@ class Inbox:
             self._timer = None
 
 
-class Subscription:
-    """``async with socket.subscribe(request_id, deadline) as inbox:`` — opens the socket
-    if needed (within ``deadline``), registers the inbox before anything is sent, and
-    unregisters it on the way out."""
-
-    __slots__ = ("_deadline", "_inbox", "_request_id", "_socket")
-
-    def __init__(self, socket: ReconnectingSocket, request_id: str, deadline: Deadline) -> None:
-        self._socket = socket
-        self._request_id = request_id
-        self._deadline = deadline
-        self._inbox: Inbox | None = None
-
-    async def __aenter__(self) -> Inbox:
-        self._inbox = await self._socket.register(self._request_id, self._deadline)
-        return self._inbox
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._inbox is not None:
-            self._socket.unregister(self._inbox)
-
-
 class ReconnectingSocket:
     """One WebSocket shared by every request of a client, reopened when needed.
 
@@ -202,10 +174,6 @@ class ReconnectingSocket:
     @property
     def closed(self) -> bool:
         return self._closed
-
-    def subscribe(self, request_id: str, deadline: Deadline) -> Subscription:
-        """An inbox for ``request_id``, as an async context manager (see Subscription)."""
-        return Subscription(self, request_id, deadline)
 
     async def register(self, request_id: str, deadline: Deadline) -> Inbox:
         """Open the socket if needed and register an inbox for ``request_id`` (the caller

@@ -87,8 +87,10 @@ class AiohttpWebSocket:
         if kind in _CLOSING:
             code = self._ws.close_code
             raise Disconnected(f"WebSocket closed (code {code})", code=code)
-        # WSMsgType.ERROR: a protocol violation or a lost connection.
-        raise Disconnected(f"WebSocket failed: {self._ws.exception() or msg.data}")
+        # WSMsgType.ERROR: a protocol violation or a lost connection (aiohttp's exception,
+        # kept as the cause).
+        cause = self._ws.exception()
+        raise Disconnected(f"WebSocket failed: {cause or msg.data}") from cause
 
     def abort(self) -> None:
         connection = self._ws._response.connection

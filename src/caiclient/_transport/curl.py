@@ -23,6 +23,7 @@ from curl_cffi.requests.exceptions import Timeout as CurlTimeout
 from curl_cffi.requests.websockets import AsyncWebSocket, WebSocketClosed, WebSocketTimeout
 
 from .._config import DEFAULT_IMPERSONATE, MAX_RECV_FRAME, MAX_RESPONSE_BODY
+from .._deadline import Deadline
 from ..errors import ClientClosed, Disconnected, ProtocolError, Timeout, TransportError
 from ..protocol.http import Request, Response
 from . import HandshakeRefused, StreamedResponse, task_cancelling
@@ -179,15 +180,14 @@ class CurlTransport:
 
         # In stream mode curl's own timeout only limits idle time; the deadline bounds
         # the whole body.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = Deadline.after(timeout)
 
         async def chunks() -> AsyncGenerator[bytes, None]:
             pieces = response.aiter_content()
             while True:
                 try:
                     with _mapped(what, timeout):
-                        chunk = await asyncio.wait_for(pieces.__anext__(), deadline - loop.time())
+                        chunk = await asyncio.wait_for(pieces.__anext__(), deadline.remaining())
                 except StopAsyncIteration:
                     return
                 except asyncio.TimeoutError:

@@ -1,7 +1,7 @@
 """The emulator server: one aiohttp app serving every live host under a path prefix.
 
 ``https://neo.character.ai/chats/recent/`` ↔ ``http://127.0.0.1:PORT/neo/chats/recent/`` and
-likewise ``/plus``, ``/beta``, ``/web``, ``/identitytoolkit`` (DESIGN.md "Endpoints").
+likewise ``/plus``, ``/beta``, ``/web``, ``/identitytoolkit`` (docs/emulator.md).
 Each area package (``account``, ``auth``, ``characters``, ``chat``, ``media``, ``rooms``,
 ``v1``) exposes ``register(app)``, which puts its store on the app under the area's AppKey
 and adds its routes; add new areas to :data:`AREAS`.

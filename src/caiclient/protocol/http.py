@@ -260,7 +260,9 @@ def refusal(
     object_expected: bool = False,
 ) -> CaiError | None:
     """The error a 2xx body reports in-band, or None when it reports none (docs/protocol.md
-    §2.4.1–§2.4.3). The one reader of every shape:
+    §2.4.1–§2.4.2). The one reader of every shape of a whole body (the lines of a Chat V1
+    stream, §2.4.3, are read by ``protocol.v1.ReplyStream``: a line is a reply snapshot or
+    an error, and only a status starting with "error" fails it):
 
     - a ``neo_error`` object: classified like the socket's error frames;
     - ``{"status": <anything but "OK">}``, ``{"success": false}``, ``{"error": text}`` or

@@ -1,12 +1,12 @@
-"""``cai-dump``: the legacy "CAI dump" JSON of one character's whole history (FORMATS.md §c2).
+"""``cai-dump``: the legacy "CAI dump" JSON of a character's whole history (docs/archive.md).
 
 ``{"info": {"character": …}, "histories": {"histories": [{"external_id", "msgs": [...]}]}}``
 with one history per Chat V2 chat and per legacy V1 history. Each message is
 ``{"text", "src": {"is_human", "name"}, "tgt": {"name"}}`` plus the c.ai ids under ``cai``.
 Only primary candidates fit the format. Written as a stream: one chat in memory at most.
 
-SillyTavern's own importer of this format fails on dumps that hold history (FORMATS.md
-§c8); point SillyTavern users at ``sillytavern`` or ``ooba``.
+SillyTavern's own importer of this format fails on dumps that hold history (docs/archive.md,
+"Exports"); point SillyTavern users at ``sillytavern`` or ``ooba``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``card``: a character as Character Card V2 and V3 JSON and as a PNG card (FORMATS.md §c4).
+"""``card``: a character as Character Card V2 and V3 JSON and as a PNG card (docs/archive.md).
 
 Mapping from c.ai: ``name``, ``description``, ``greeting → first_mes``, ``definition →
 mes_example`` (empty when the service did not show it), ``title → creator_notes``,

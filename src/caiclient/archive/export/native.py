@@ -1,4 +1,4 @@
-"""``native``: the lossless JSON-lines export (FORMATS.md §c7).
+"""``native``: the lossless JSON-lines export (docs/archive.md, "Exports").
 
 Line 1 is a header ``{"chat", "character", "removed", "exported_at", "tool_version",
 "schema"}`` (``chat`` and ``character`` are the archived objects as the service sent them);

@@ -1,4 +1,4 @@
-"""``ooba``: text-generation-webui chat JSON (FORMATS.md §c3).
+"""``ooba``: text-generation-webui chat JSON (docs/archive.md, "Exports").
 
 All four keys are written (``internal``/``visible`` for current webui, ``data``/
 ``data_visible`` for SillyTavern's importer). The format is strictly [user, character]

@@ -1,4 +1,4 @@
-"""``sillytavern``: SillyTavern chat ``.jsonl`` (FORMATS.md §c1, §c8).
+"""``sillytavern``: SillyTavern chat ``.jsonl`` (docs/archive.md, "Exports").
 
 Line 1 is the header SillyTavern requires (``user_name``, ``character_name``,
 ``create_date``, ``chat_metadata``); then one message per turn, oldest first. Character
