@@ -30,7 +30,7 @@ from caiclient.bridge.state import (
 from caiclient.emulator import Emulator
 
 
-async def _fresh_pg(postgres: Any) -> str:
+async def fresh_pg(postgres: Any) -> str:
     import asyncpg  # type: ignore[import-untyped]
 
     conn = await asyncpg.connect(postgres.url)
@@ -45,7 +45,7 @@ async def _fresh_pg(postgres: Any) -> str:
 async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return "sqlite:///" + str(tmp_path / "state.sqlite3")
-    return await _fresh_pg(request.getfixturevalue("postgres"))
+    return await fresh_pg(request.getfixturevalue("postgres"))
 
 
 @pytest.fixture
@@ -249,7 +249,7 @@ async def test_sqlite_after_a_crash_every_record_is_read_again(tmp_path: Path) -
 
 
 async def test_postgres_locks_hold_across_stores(postgres: Any) -> None:
-    url = await _fresh_pg(postgres)
+    url = await fresh_pg(postgres)
     one, two = open_store(url), open_store(url)
     await one.open()
     await two.open()
@@ -268,7 +268,7 @@ async def test_postgres_locks_hold_across_stores(postgres: Any) -> None:
 async def test_database_going_away_is_503_and_loses_no_binding(
     emu: Emulator, postgres: Any
 ) -> None:
-    url = await _fresh_pg(postgres)
+    url = await fresh_pg(postgres)
     headers = {"X-Conversation-Id": "survives"}
     async with bridge_on(emu, url) as b:
         status, _, raw = await b.post(
@@ -309,7 +309,7 @@ asyncio.run(main())
 
 
 async def test_two_bridge_processes_share_one_postgres(emu: Emulator, postgres: Any) -> None:
-    url = await _fresh_pg(postgres)
+    url = await fresh_pg(postgres)
     other = await asyncio.create_subprocess_exec(
         sys.executable, "-c", _OTHER_PROCESS, emu.url, emu.token, url,
         stdout=subprocess.PIPE,

@@ -414,5 +414,6 @@ def _save(
             db.executemany("INSERT OR IGNORE INTO bridge_keys VALUES (?, ?, ?)", added)
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # A failed COMMIT (disk full, I/O error) has rolled back.
+            db.execute("ROLLBACK")
         raise

@@ -1,0 +1,353 @@
+"""The bridge on each state store, SQLite and a real PostgreSQL server, the same tests on
+both: a restart (clean or killed) in the middle of a conversation keeps it; a database that
+goes away gives 503 in OpenAI's error shape and loses no binding once it is back; and a
+database of the oldest schema the migrations know is brought up to date with its data.
+
+How the SQLite database "goes away": the store holds its file open for its whole life
+(``locking_mode=EXCLUSIVE``), so neither a folder made read-only (the open descriptors
+still write, and root ignores modes anyway) nor another connection holding a lock (the
+store holds the only one: others are refused, not it) can stop it. What does stop a file
+that is already open is the kernel refusing the write, as on a full disk: the process's
+file size limit (``RLIMIT_FSIZE``) set to the size the files have now makes every write
+that grows the WAL fail with EFBIG, SQLite's "disk I/O error"; lifting it is the disk
+getting space back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import resource
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge_util import Bridge, bridge_on, texts
+from caiclient.bridge import open_store
+from caiclient.bridge.state import Store
+from caiclient.bridge.state.sqlite import SQLiteStore
+from caiclient.emulator import Emulator
+from test_bridge_state import fresh_pg
+
+CARD = {"role": "system", "content": "Write Echo's next reply in a fictional chat."}
+
+
+def user(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+def reply(text: str) -> dict[str, str]:
+    return {"role": "assistant", "content": text}
+
+
+class Ops:
+    """The c.ai operations the bridge performed since the last call (logger
+    ``caiclient.bridge.ops``, first word of each line)."""
+
+    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
+        caplog.set_level(logging.INFO, logger="caiclient.bridge.ops")
+        self.caplog = caplog
+        self.seen = 0
+
+    def __call__(self) -> list[str]:
+        records = [r for r in self.caplog.records if r.name == "caiclient.bridge.ops"]
+        new, self.seen = records[self.seen :], len(records)
+        return [r.getMessage().split(" ", 1)[0] for r in new]
+
+
+async def ask(
+    b: Bridge, messages: list[dict[str, str]], conversation: str | None = None
+) -> tuple[int, dict[str, str], Any]:
+    """POST a completion: (status, headers, decoded body)."""
+    headers = {"X-Conversation-Id": conversation} if conversation else None
+    status, got, raw = await b.post({"model": b.echo, "messages": messages}, headers)
+    return status, got, json.loads(raw)
+
+
+def answer(body: Any) -> str:
+    return str(body["choices"][0]["message"]["content"])
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def state(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return "sqlite:///" + str(tmp_path / "bridge.sqlite3")
+    return await fresh_pg(request.getfixturevalue("postgres"))
+
+
+def kind(url: str) -> str:
+    return "sqlite" if url.startswith("sqlite:") else "postgresql"
+
+
+async def chats_of(b: Bridge) -> dict[str, list[tuple[str, list[str]]]]:
+    """Every chat of the account with Echo, by id: its turns as ``texts`` gives them."""
+    return {
+        c.chat_id: texts(await b.history(c.chat_id)) for c in await b.client.chats.recent(b.echo)
+    }
+
+
+# --- a restart in the middle of a conversation ---------------------------------------------------
+
+
+async def test_clean_restart_keeps_each_conversation(
+    emu: Emulator, state: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ops = Ops(caplog)
+    named = [CARD, user("Named, first")]  # bound by X-Conversation-Id
+    matched = [CARD, user("Matched, first")]  # found again by its messages
+    async with bridge_on(emu, state) as first:
+        status, got, body = await ask(first, named, "named")
+        assert (status, got["X-Bridge-Action"]) == (200, "first_contact+new_turn")
+        replaced = answer(body)
+        status, got, body = await ask(first, named, "named")  # a swipe of that reply
+        assert (status, got["X-Bridge-Action"]) == (200, "swipe")
+        named += [reply(answer(body)), user("Named, second")]
+        status, got, body = await ask(first, named, "named")
+        assert (status, got["X-Bridge-Action"]) == (200, "new_turn")
+        named.append(reply(answer(body)))
+        status, got, body = await ask(first, matched)
+        assert (status, got["X-Bridge-Action"]) == (200, "first_contact+new_turn")
+        matched.append(reply(answer(body)))
+        assert ops() == ["create", "stream", "regenerate", "stream", "create", "stream"]
+        before = set(await chats_of(first))
+    assert len(before) == 2
+
+    async with bridge_on(emu, state) as second:
+        named.append(user("Named, after"))
+        status, got, body = await ask(second, named, "named")
+        assert (status, got["X-Bridge-Action"]) == (200, "new_turn")
+        named.append(reply(answer(body)))
+        matched.append(user("Matched, after"))
+        status, got, body = await ask(second, matched)
+        assert (status, got["X-Bridge-Action"]) == (200, "new_turn")
+        matched.append(reply(answer(body)))
+        # Each went on in its own chat: no history read (the mirrors were written), no chat
+        # made.
+        assert ops() == ["stream", "stream"]
+        status, got, body = await ask(second, matched[:-1])  # and a swipe still is one
+        assert (status, got["X-Bridge-Action"]) == (200, "swipe")
+        assert ops() == ["regenerate"]
+        matched[-1] = reply(answer(body))
+        after = await chats_of(second)
+    assert set(after) == before
+    by_opening = {turns[1][1][0]: turns for turns in after.values()}
+    named_chat, matched_chat = by_opening["Named, first"], by_opening["Matched, first"]
+    assert named_chat[1:] == [
+        ("user", ["Named, first"]),
+        ("char", [named[2]["content"], replaced]),  # the swipe is the chosen candidate
+        ("user", ["Named, second"]),
+        ("char", [named[4]["content"]]),
+        ("user", ["Named, after"]),
+        ("char", [named[6]["content"]]),
+    ]
+    assert [(who, t[0]) for who, t in matched_chat[1:]] == [
+        ("user", "Matched, first"),
+        ("char", matched[2]["content"]),
+        ("user", "Matched, after"),
+        ("char", matched[4]["content"]),
+    ]
+    assert len(matched_chat[4][1]) == 2
+
+
+_BRIDGE_PROCESS = """
+import asyncio, sys
+from caiclient import AsyncClient, Endpoints
+from caiclient.bridge import serve
+
+async def main():
+    url, token, state = sys.argv[1:4]
+    async with AsyncClient(token, endpoints=Endpoints.local(url)) as client:
+        await serve(client, port=0, state=state, started=lambda u: print(u, flush=True))
+
+asyncio.run(main())
+"""
+
+
+@asynccontextmanager
+async def bridge_process(emu: Emulator, state: str) -> AsyncIterator[tuple[str, Any]]:
+    """A bridge in a process of its own: (its URL, the process)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _BRIDGE_PROCESS, emu.url, emu.token, state,
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        url = line.decode().strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        yield url, process
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await asyncio.wait_for(process.wait(), 30)
+
+
+async def reply_recorded(state: str, lock: str) -> None:
+    """Wait until the other process released conversation ``lock`` (PostgreSQL advisory
+    lock), which it does once the reply's last record is written."""
+    watcher = open_store(state)
+    await watcher.open()
+    try:
+        async with watcher.lock(lock, 30):
+            pass
+    finally:
+        await watcher.close()
+
+
+async def test_killed_bridge_leaves_each_conversation_to_the_next(
+    emu: Emulator, state: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import aiohttp
+
+    ops = Ops(caplog)
+    messages = [CARD, user("Before the kill")]
+    echo = emu.character("Echo").id
+    async with bridge_process(emu, state) as (url, process), aiohttp.ClientSession() as http:
+        body = {"model": echo, "messages": messages}
+        headers = {"X-Conversation-Id": "killed"}
+        async with http.post(url + "/v1/chat/completions", json=body, headers=headers) as r:
+            assert (r.status, r.headers["X-Bridge-Action"]) == (200, "first_contact+new_turn")
+            messages.append(reply((await r.json())["choices"][0]["message"]["content"]))
+        if kind(state) == "postgresql":
+            await reply_recorded(state, f"c\x1fdefault\x1f{echo}\x1fkilled")
+        process.send_signal(signal.SIGKILL)  # no clean close: no flush, no open mark removed
+        assert await asyncio.wait_for(process.wait(), 30) == -signal.SIGKILL
+    async with bridge_on(emu, state) as b:
+        messages.append(user("After the kill"))
+        status, got, body = await ask(b, messages, "killed")
+        assert (status, got["X-Bridge-Action"]) == (200, "new_turn")
+        # SQLite found the open mark of the killed process: every record is stale, so the
+        # chat's history is read first (its last updates may not have been written). The
+        # PostgreSQL store writes each update at once: nothing to re-read.
+        expected = {"sqlite": ["history", "stream"], "postgresql": ["stream"]}[kind(state)]
+        assert ops() == expected
+        chats = await chats_of(b)
+        assert len(chats) == 1
+        (turns,) = chats.values()
+        assert [(who, t[0]) for who, t in turns][1:] == [
+            ("user", "Before the kill"),
+            ("char", messages[2]["content"]),
+            ("user", "After the kill"),
+            ("char", answer(body)),
+        ]
+
+
+# --- a database that goes away ----------------------------------------------------------------
+
+
+@contextmanager
+def writes_refused(*paths: str) -> Iterator[None]:
+    """No file of this process may grow past the largest of ``paths`` (RLIMIT_FSIZE): such
+    a write fails with EFBIG, as on a full disk. SIGXFSZ, which would kill the process, is
+    ignored meanwhile."""
+    limit = max(os.path.getsize(path) for path in paths)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+@asynccontextmanager
+async def database_gone(state: str, store: Store, postgres: Any) -> AsyncIterator[None]:
+    """The store's database is unusable inside the block and back afterwards."""
+    if kind(state) == "postgresql":
+        postgres.pause()  # the server stops at once (pg_ctl -m immediate), data kept
+        try:
+            yield
+        finally:
+            postgres.resume()
+        return
+    assert isinstance(store, SQLiteStore)
+    await store.flush()  # nothing pending: a clean cut
+    path = str(store.path)
+    with writes_refused(path, path + "-wal"):
+        yield
+
+
+def openai_error(body: Any, code: str) -> None:
+    """``body`` is an error in OpenAI's shape (what openai-python reads) with ``code``."""
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert (error["type"], error["param"], error["code"]) == ("api_error", None, code)
+    assert isinstance(error["message"], str) and error["message"]
+
+
+async def test_database_going_away_is_503_and_loses_no_binding(
+    emu: Emulator,
+    state: str,
+    request: pytest.FixtureRequest,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    postgres = request.getfixturevalue("postgres") if kind(state) == "postgresql" else None
+    ops = Ops(caplog)
+    kept = [CARD, user("Before")]
+    fresh = [CARD, user("A new conversation meanwhile")]
+    store = open_store(state)
+    async with bridge_on(emu, store) as b:
+        status, got, body = await ask(b, kept, "kept")
+        assert (status, got["X-Bridge-Action"]) == (200, "first_contact+new_turn")
+        kept.append(reply(answer(body)))
+        assert ops() == ["create", "stream"]
+        # The reply's last record is written before the conversation's lock is released
+        # (after the response went out): the outage starts once it is.
+        async with store.lock(f"c\x1fdefault\x1f{b.echo}\x1fkept", 30):
+            pass
+        async with database_gone(state, store, postgres):
+            # A conversation the bridge has not seen: its binding cannot be written.
+            status, got, body = await ask(b, fresh, "fresh")
+            assert status == 503, body
+            openai_error(body, "state_unavailable")
+            during = [*kept, user("During")]
+            status, got_kept, body_kept = await ask(b, during, "kept")
+            if kind(state) == "postgresql":
+                # Nothing can be locked or read: refused before anything is changed.
+                assert ops() == []
+                assert "x-should-retry" not in {k.lower() for k in got}
+                assert status == 503
+                openai_error(body_kept, "state_unavailable")
+            else:
+                # The chat was made on c.ai before its binding failed to be written: the
+                # 503 says not to retry blindly. The known conversation is answered from
+                # the records in memory; its updates wait to be written.
+                assert ops() == ["create", "stream"]
+                assert got["x-should-retry"] == "false"
+                assert (status, got_kept["X-Bridge-Action"]) == (200, "new_turn")
+                kept = [*during, reply(answer(body_kept))]
+                assert "disk I/O error" in body["error"]["message"]
+        # Back: the new conversation, asked again, gets one chat (on SQLite, the one made
+        # during the outage, whose binding was kept); the known one goes on.
+        status, got, body = await ask(b, fresh, "fresh")
+        assert (status, got["X-Bridge-Action"]) == (200, "first_contact+new_turn")
+        fresh.append(reply(answer(body)))
+        kept.append(user("After"))
+        status, got_kept, body = await ask(b, kept, "kept")
+        assert (status, got_kept["X-Bridge-Action"]) == (200, "new_turn")
+        kept.append(reply(answer(body)))
+        expected = {"sqlite": ["stream", "stream"], "postgresql": ["create", "stream", "stream"]}
+        assert ops() == expected[kind(state)]
+    # Every binding was written once the database was back: a restart finds both.
+    async with bridge_on(emu, state) as again:
+        for messages, conversation in ((kept, "kept"), (fresh, "fresh")):
+            messages.append(user("After the restart"))
+            status, got, body = await ask(again, messages, conversation)
+            assert (status, got["X-Bridge-Action"]) == (200, "new_turn")
+            messages.append(reply(answer(body)))
+        assert ops() == ["stream", "stream"]
+        chats = await chats_of(again)
+    assert len(chats) == 2
+    for turns in chats.values():
+        sent = kept if turns[1][1][0] == "Before" else fresh
+        assert [t[0] for _, t in turns[1:]] == [m["content"] for m in sent[1:]]
