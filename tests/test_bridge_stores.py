@@ -21,10 +21,11 @@ import logging
 import os
 import resource
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ import pytest
 
 from bridge_util import Bridge, bridge_on, texts
 from caiclient.bridge import open_store
-from caiclient.bridge.state import Store
+from caiclient.bridge.state import ChatRecord, Store
 from caiclient.bridge.state.sqlite import SQLiteStore
 from caiclient.emulator import Emulator
 from test_bridge_state import fresh_pg
@@ -351,3 +352,222 @@ async def test_database_going_away_is_503_and_loses_no_binding(
     for turns in chats.values():
         sent = kept if turns[1][1][0] == "Before" else fresh
         assert [t[0] for _, t in turns[1:]] == [m["content"] for m in sent[1:]]
+
+
+# --- migrations: a database of the oldest schema, opened by the current store ---------------------
+
+# What the first version of each store created (schema version 1), written out here as it
+# was: the test must not follow later edits of the migration code.
+_OLDEST_SCHEMA = {
+    "sqlite": (
+        """CREATE TABLE bridge_chats (
+            chat_id TEXT PRIMARY KEY,
+            partition TEXT NOT NULL,
+            conversation TEXT,
+            character_id TEXT NOT NULL,
+            state BLOB NOT NULL,
+            last_used REAL NOT NULL
+        )""",
+        "CREATE INDEX bridge_chats_conversation ON bridge_chats (partition, conversation)",
+        """CREATE TABLE bridge_keys (
+            partition TEXT NOT NULL,
+            key TEXT NOT NULL,
+            chat_id TEXT NOT NULL,
+            PRIMARY KEY (partition, key, chat_id)
+        )""",
+        "CREATE INDEX bridge_keys_chat ON bridge_keys (chat_id)",
+        "CREATE TABLE bridge_schema (version INTEGER NOT NULL)",
+        "INSERT INTO bridge_schema VALUES (1)",
+    ),
+    "postgresql": (
+        """CREATE TABLE bridge_chats (
+            chat_id TEXT PRIMARY KEY,
+            partition TEXT NOT NULL,
+            conversation TEXT,
+            character_id TEXT NOT NULL,
+            state BYTEA NOT NULL,
+            last_used DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX bridge_chats_conversation ON bridge_chats (partition, conversation)",
+        """CREATE TABLE bridge_keys (
+            partition TEXT NOT NULL,
+            key TEXT NOT NULL,
+            chat_id TEXT NOT NULL,
+            PRIMARY KEY (partition, key, chat_id)
+        )""",
+        "CREATE INDEX bridge_keys_chat ON bridge_keys (chat_id)",
+        "CREATE TABLE bridge_schema (version INTEGER NOT NULL)",
+        "INSERT INTO bridge_schema VALUES (1)",
+    ),
+}
+_CURRENT_VERSION = {"sqlite": 2, "postgresql": 1}
+
+
+def first_version_blob(record: ChatRecord) -> bytes:
+    """``record``'s state as the first version wrote it: turns as ``[id, human, primary,
+    [[candidate id, [keys]], ...]]``, the reply without ``aborted``, defaults left out."""
+    state: dict[str, Any] = {
+        "turns": [
+            [t.turn_id, t.human, t.primary, [[c.candidate_id, list(c.keys)] for c in t.candidates]]
+            for t in record.mirror.turns
+        ]
+    }
+    if record.mirror.fresh:
+        state["fresh"] = True
+    if record.stale:
+        state["stale"] = True
+    r = record.reply
+    if r is not None:
+        assert not r.aborted  # (the first version had no such field)
+        state["reply"] = [r.request_key, r.turn_id, list(r.candidate_ids), r.delivered, r.done]
+    return json.dumps(state, separators=(",", ":")).encode()
+
+
+Rows = list[tuple[Any, ...]]
+
+
+def sqlite_schema(path: str) -> tuple[Rows, Rows]:
+    with closing(sqlite3.connect(path)) as db:
+        tables = db.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+        ).fetchall()
+        return tables, db.execute("SELECT version FROM bridge_schema").fetchall()
+
+
+def sqlite_downgrade(path: str, records: list[ChatRecord], keys: Rows) -> None:
+    """Replace the file by one of the oldest schema holding ``records`` and ``keys``."""
+    for name in (path, path + "-wal", path + "-shm"):
+        Path(name).unlink(missing_ok=True)
+    with closing(sqlite3.connect(path)) as db, db:
+        for statement in _OLDEST_SCHEMA["sqlite"]:
+            db.execute(statement)
+        db.executemany("INSERT INTO bridge_chats VALUES (?, ?, ?, ?, ?, ?)", old_rows(records))
+        db.executemany("INSERT INTO bridge_keys VALUES (?, ?, ?)", keys)
+
+
+def sqlite_keys(path: str) -> Rows:
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute("SELECT partition, key, chat_id FROM bridge_keys").fetchall()
+
+
+def old_rows(records: list[ChatRecord]) -> Rows:
+    return [
+        (
+            r.chat_id, r.partition, r.conversation, r.character_id, first_version_blob(r),
+            r.last_used,
+        )
+        for r in records
+    ]  # fmt: skip
+
+
+async def pg_schema(url: str) -> tuple[Rows, Rows]:
+    import asyncpg  # type: ignore[import-untyped]
+
+    conn = await asyncpg.connect(url)
+    try:
+        columns = await conn.fetch(
+            "SELECT table_name, column_name, data_type, is_nullable, column_default"
+            " FROM information_schema.columns WHERE table_name LIKE 'bridge_%'"
+            " ORDER BY table_name, ordinal_position"
+        )
+        indexes = await conn.fetch(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename LIKE 'bridge_%'"
+            " ORDER BY indexname"
+        )
+        version = await conn.fetch("SELECT version FROM bridge_schema")
+    finally:
+        await conn.close()
+    return [tuple(r) for r in columns] + [tuple(r) for r in indexes], [tuple(r) for r in version]
+
+
+async def pg_downgrade(url: str, records: list[ChatRecord]) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        keys = [
+            tuple(r) for r in await conn.fetch("SELECT partition, key, chat_id FROM bridge_keys")
+        ]
+        await conn.execute("DROP TABLE bridge_chats, bridge_keys, bridge_schema")
+        async with conn.transaction():
+            for statement in _OLDEST_SCHEMA["postgresql"]:
+                await conn.execute(statement)
+            await conn.executemany(
+                "INSERT INTO bridge_chats VALUES ($1, $2, $3, $4, $5, $6)", old_rows(records)
+            )
+            await conn.executemany("INSERT INTO bridge_keys VALUES ($1, $2, $3)", keys)
+    finally:
+        await conn.close()
+
+
+async def schema_of(state: str) -> tuple[Rows, Rows]:
+    if kind(state) == "sqlite":
+        return sqlite_schema(state.removeprefix("sqlite:///"))
+    return await pg_schema(state)
+
+
+async def records_of(state: str, chat_ids: list[str]) -> list[ChatRecord]:
+    store = open_store(state)
+    await store.open()
+    try:
+        found = [await store.get(chat_id) for chat_id in chat_ids]
+    finally:
+        await store.close()
+    assert None not in found
+    return [r for r in found if r is not None]
+
+
+async def test_oldest_schema_is_migrated_with_its_data(
+    emu: Emulator, state: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ops = Ops(caplog)
+    named = [CARD, user("Named, before the upgrade")]
+    matched = [CARD, user("Matched, before the upgrade")]
+    async with bridge_on(emu, state) as b:
+        for messages, conversation in ((named, "named"), (matched, None)):
+            status, got, body = await ask(b, messages, conversation)
+            assert (status, got["X-Bridge-Action"]) == (200, "first_contact+new_turn")
+            messages.append(reply(answer(body)))
+        chat_ids = sorted(c.chat_id for c in await b.client.chats.recent(b.echo))
+    assert ops() == ["create", "stream", "create", "stream"]
+    current = await schema_of(state)  # made from nothing by the current store
+    assert current[1] == [(_CURRENT_VERSION[kind(state)],)]
+    records = await records_of(state, chat_ids)
+    assert {r.conversation for r in records} == {"named", None}
+
+    # The same data in a database of the oldest schema, blobs in the first version's form.
+    if kind(state) == "sqlite":
+        path = state.removeprefix("sqlite:///")
+        sqlite_downgrade(path, records, sqlite_keys(path))
+    else:
+        await pg_downgrade(state, records)
+    assert (await schema_of(state))[1] == [(1,)]
+
+    # The current bridge opens it: the schema is brought up to date, every record is read
+    # as it was, and both conversations go on in their chats.
+    async with bridge_on(emu, state) as b:
+        for messages, conversation in ((named, "named"), (matched, None)):
+            messages.append(user("After the upgrade"))
+            status, got, body = await ask(b, messages, conversation)
+            assert (status, got["X-Bridge-Action"]) == (200, "new_turn")
+            messages.append(reply(answer(body)))
+        assert ops() == ["stream", "stream"]  # no history read, no chat made
+        chats = await chats_of(b)
+    assert await schema_of(state) == current  # (read once the SQLite file is free)
+    assert sorted(chats) == chat_ids
+    for turns in chats.values():
+        sent = named if turns[1][1][0] == named[1]["content"] else matched
+        assert [t[0] for _, t in turns[1:]] == [m["content"] for m in sent[1:]]
+    # What the first version stored is read back unchanged (before the turns just added).
+    upgraded = open_store(state)
+    await upgraded.open()
+    try:
+        for before in records:
+            after = await upgraded.get(before.chat_id)
+            assert after is not None
+            assert after.mirror.turns[: len(before.mirror.turns)] == before.mirror.turns
+            assert (after.partition, after.conversation, after.character_id) == (
+                before.partition, before.conversation, before.character_id,
+            )  # fmt: skip
+    finally:
+        await upgraded.close()
