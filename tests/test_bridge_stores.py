@@ -328,8 +328,11 @@ async def test_database_going_away_is_503_and_loses_no_binding(
                 assert (status, got_kept["X-Bridge-Action"]) == (200, "new_turn")
                 kept = [*during, reply(answer(body_kept))]
                 assert "disk I/O error" in body["error"]["message"]
-        # Back: the new conversation, asked again, gets one chat (on SQLite, the one made
-        # during the outage, whose binding was kept); the known one goes on.
+    # Back, and the bridge restarted at once: what waited to be written (SQLite: the
+    # binding made during the outage, the known conversation's last updates) was written
+    # at close. The new conversation, asked again, gets one chat (on SQLite, the one made
+    # during the outage); the known one goes on without a history read.
+    async with bridge_on(emu, state) as b:
         status, got, body = await ask(b, fresh, "fresh")
         assert (status, got["X-Bridge-Action"]) == (200, "first_contact+new_turn")
         fresh.append(reply(answer(body)))
