@@ -29,14 +29,15 @@ from contextlib import asynccontextmanager, closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
 from bridge_util import Bridge, bridge_on, texts
 from caiclient.bridge import open_store
-from caiclient.bridge.state import ChatRecord, Store
+from caiclient.bridge.state import ChatRecord, StateUnavailable, Store
 from caiclient.bridge.state.sqlite import SQLiteStore
 from caiclient.emulator import Emulator
-from test_bridge_state import fresh_pg
+from test_bridge_state import fresh_pg, record
 
 CARD = {"role": "system", "content": "Write Echo's next reply in a fictional chat."}
 
@@ -307,9 +308,20 @@ async def test_database_going_away_is_503_and_loses_no_binding(
         async with store.lock(f"c\x1fdefault\x1f{b.echo}\x1fkept", 30):
             pass
         async with database_gone(state, store, postgres):
-            # A conversation the bridge has not seen: its binding cannot be written.
-            status, got, body = await ask(b, fresh, "fresh")
-            assert status == 503, body
+            # A conversation the bridge has not seen: its binding cannot be written. The
+            # official client sees the 503 as InternalServerError with the bridge's code.
+            async with openai.AsyncOpenAI(base_url=b.v1, api_key="-", max_retries=0) as oa:
+                with pytest.raises(openai.InternalServerError) as caught:
+                    await oa.chat.completions.create(
+                        model=b.echo,
+                        messages=fresh,  # type: ignore[arg-type]
+                        extra_headers={"X-Conversation-Id": "fresh"},
+                    )
+            failure = caught.value
+            assert (failure.status_code, failure.code, failure.type) == (
+                503, "state_unavailable", "api_error",
+            )  # fmt: skip
+            got, body = dict(failure.response.headers), failure.response.json()
             openai_error(body, "state_unavailable")
             during = [*kept, user("During")]
             status, got_kept, body_kept = await ask(b, during, "kept")
@@ -355,6 +367,51 @@ async def test_database_going_away_is_503_and_loses_no_binding(
     for turns in chats.values():
         sent = kept if turns[1][1][0] == "Before" else fresh
         assert [t[0] for _, t in turns[1:]] == [m["content"] for m in sent[1:]]
+
+
+class _Logged(logging.Handler):
+    """Sets ``event`` when a record whose message contains ``text`` is logged."""
+
+    def __init__(self, text: str, event: asyncio.Event) -> None:
+        super().__init__()
+        self.text, self.event = text, event
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.event.set()
+
+
+async def test_sqlite_a_binding_refused_meanwhile_is_tried_again_by_itself(
+    tmp_path: Path,
+) -> None:
+    # The engine writes a new binding with put(); when that fails (503), the SQLite store
+    # keeps it in memory. It must not wait for some later write or the close to be tried
+    # again: a crash before either would lose it, and the chat made for it.
+    path = tmp_path / "refused.sqlite3"
+    store = SQLiteStore(path)
+    await store.open()
+    retried = asyncio.Event()
+    watch = _Logged("bridge state not written (will try again)", retried)
+    logger = logging.getLogger("caiclient.bridge")
+    logger.addHandler(watch)
+    try:
+        await store.put(record("chat-before", "conv"))
+        with writes_refused(str(path), f"{path}-wal"):
+            with pytest.raises(StateUnavailable, match="disk I/O error"):
+                await store.put(record("chat-new", "conv", "made meanwhile"))
+            assert await store.get("chat-new") == record("chat-new", "conv", "made meanwhile")
+            await asyncio.wait_for(retried.wait(), 10)  # in the background, unasked
+    finally:
+        logger.removeHandler(watch)
+        await store.close()
+    again = SQLiteStore(path)
+    await again.open()
+    try:
+        assert not again.crashed
+        found = await again.conversation("tenant\x1fchar", "conv")
+        assert sorted(r.chat_id for r in found) == ["chat-before", "chat-new"]
+    finally:
+        await again.close()
 
 
 # --- migrations: a database of the oldest schema, opened by the current store ---------------------
