@@ -8,9 +8,10 @@ How the SQLite database "goes away": the store holds its file open for its whole
 still write, and root ignores modes anyway) nor another connection holding a lock (the
 store holds the only one: others are refused, not it) can stop it. What does stop a file
 that is already open is the kernel refusing the write, as on a full disk: the process's
-file size limit (``RLIMIT_FSIZE``) set to the size the files have now makes every write
-that grows the WAL fail with EFBIG, SQLite's "disk I/O error"; lifting it is the disk
-getting space back.
+file size limit (``RLIMIT_FSIZE``) set to the size the WAL has now makes every write that
+grows it fail with EFBIG, SQLite's "disk I/O error" (reads still work, as on a full disk);
+lifting it is the disk getting space back. It needs no privilege and touches no other
+process (a small full filesystem would need a mount, i.e. root).
 """
 
 from __future__ import annotations
@@ -246,11 +247,11 @@ async def test_killed_bridge_leaves_each_conversation_to_the_next(
 
 
 @contextmanager
-def writes_refused(*paths: str) -> Iterator[None]:
-    """No file of this process may grow past the largest of ``paths`` (RLIMIT_FSIZE): such
-    a write fails with EFBIG, as on a full disk. SIGXFSZ, which would kill the process, is
-    ignored meanwhile."""
-    limit = max(os.path.getsize(path) for path in paths)
+def writes_refused(path: str) -> Iterator[None]:
+    """No file of this process may grow past the size SQLite file ``path``'s WAL has now
+    (RLIMIT_FSIZE), so the next transaction, appended to the WAL, fails with EFBIG, as on
+    a full disk. SIGXFSZ, which would kill the process, is ignored meanwhile."""
+    limit = os.path.getsize(path + "-wal")
     previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
@@ -274,7 +275,7 @@ async def database_gone(state: str, store: Store, postgres: Any) -> AsyncIterato
     assert isinstance(store, SQLiteStore)
     await store.flush()  # nothing pending: a clean cut
     path = str(store.path)
-    with writes_refused(path, path + "-wal"):
+    with writes_refused(path):
         yield
 
 
@@ -396,7 +397,7 @@ async def test_sqlite_a_binding_refused_meanwhile_is_tried_again_by_itself(
     logger.addHandler(watch)
     try:
         await store.put(record("chat-before", "conv"))
-        with writes_refused(str(path), f"{path}-wal"):
+        with writes_refused(str(path)):
             with pytest.raises(StateUnavailable, match="disk I/O error"):
                 await store.put(record("chat-new", "conv", "made meanwhile"))
             assert await store.get("chat-new") == record("chat-new", "conv", "made meanwhile")
