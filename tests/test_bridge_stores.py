@@ -30,6 +30,7 @@ from contextlib import asynccontextmanager, closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import openai
 import pytest
 
@@ -208,8 +209,6 @@ async def reply_recorded(state: str, lock: str) -> None:
 async def test_killed_bridge_leaves_each_conversation_to_the_next(
     emu: Emulator, state: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import aiohttp
-
     ops = Ops(caplog)
     messages = [CARD, user("Before the kill")]
     echo = emu.character("Echo").id
