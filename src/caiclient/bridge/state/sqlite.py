@@ -281,7 +281,11 @@ class SQLiteStore(Store):
 
     async def put(self, record: ChatRecord) -> None:
         self._take(record)
-        await self.flush()
+        try:
+            await self.flush()
+        except StateUnavailable:
+            self._flush_later()  # Kept dirty: tried again in the background, as deferred ones.
+            raise
 
     def defer(self, record: ChatRecord) -> bool:
         if record.reply is not None and not record.reply.done:
@@ -293,10 +297,13 @@ class SQLiteStore(Store):
             self._flying[record.chat_id] = record  # (Written if the store closes first.)
             return True
         self._take(record)
-        if self._timer is None and self._background is None:
+        self._flush_later()
+        return True
+
+    def _flush_later(self) -> None:
+        if self._timer is None and self._background is None and self._db is not None:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(self.flush_interval, self._flush_soon)
-        return True
 
     def _take(self, record: ChatRecord) -> None:
         record = self._stamped(record)
@@ -414,5 +421,6 @@ def _save(
             db.executemany("INSERT OR IGNORE INTO bridge_keys VALUES (?, ?, ?)", added)
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # A failed COMMIT (disk full, I/O error) has rolled back.
+            db.execute("ROLLBACK")
         raise
