@@ -391,16 +391,21 @@ async def test_sqlite_a_binding_refused_meanwhile_is_tried_again_by_itself(
     store = SQLiteStore(path)
     await store.open()
     retried = asyncio.Event()
-    watch = _Logged("bridge state not written (will try again)", retried)
+    watch = _Logged("bridge state not written (trying again in 0.10 s)", retried)
     logger = logging.getLogger("caiclient.bridge")
     logger.addHandler(watch)
     try:
         await store.put(record("chat-before", "conv"))
+        await store.ping()
         with writes_refused(str(path)):
             with pytest.raises(StateUnavailable, match="disk I/O error"):
                 await store.put(record("chat-new", "conv", "made meanwhile"))
             assert await store.get("chat-new") == record("chat-new", "conv", "made meanwhile")
-            await asyncio.wait_for(retried.wait(), 10)  # in the background, unasked
+            # Tried again in the background, unasked, and waiting longer each time (the
+            # first background try waits 0.05 s, the second 0.10 s).
+            await asyncio.wait_for(retried.wait(), 10)
+            with pytest.raises(StateUnavailable, match="writes are failing"):
+                await store.ping()  # /health reports it, though reads still work
     finally:
         logger.removeHandler(watch)
         await store.close()
