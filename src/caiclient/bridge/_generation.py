@@ -212,8 +212,11 @@ class Generation:
         job = self.job
         action = self.action
         if index == 0 and isinstance(action, rc.Generate):
-            # The message's key as the dialogue has it, unless the text sent differs (a preamble).
-            sent = (action.key,) if action.key and self.text == action.text else keys_of(self.text)
+            # The message's key as the dialogue has it (what the front end sends again), and
+            # if the text sent differs (a preamble before it), that text's (what c.ai keeps).
+            sent = (action.key,) if action.key else keys_of(action.text)
+            if self.text != action.text:
+                sent = (*sent, *keys_of(self.text))
             job.turns.append(rc.MTurn(None, True, (rc.MCandidate("", sent),)))
             new = rc.MCandidate(candidate.candidate_id, keys)
             job.turns.append(rc.MTurn(turn.turn_id, False, (new,), candidate.candidate_id))

@@ -118,9 +118,32 @@ def _alias(mturn: rc.MTurn, candidate_id: str, key: str) -> rc.MTurn:
     return msgspec.structs.replace(mturn, candidates=candidates)
 
 
+def _shown(action: object) -> str:
+    """An action for the decision log, each message text replaced by its length: the log
+    says what was decided, not what was written (chat content stays out of logs)."""
+    if not dataclasses.is_dataclass(action):
+        return repr(action)
+    fields = []
+    for spec in dataclasses.fields(action):
+        value = getattr(action, spec.name)
+        if spec.name in _TEXTS and isinstance(value, str):
+            fields.append(f"{spec.name}=<{len(value)} chars>")
+        else:
+            fields.append(f"{spec.name}={value!r}")
+    return f"{type(action).__name__}({', '.join(fields)})"
+
+
+_TEXTS = frozenset({"text", "reply_as"})  # The fields of actions that hold message text.
+
+
 def _mirror_turns(history: Iterable[Turn], old: rc.Mirror) -> rc.Mirror:
     """A mirror read from the chat's history, with texts; remembered variants are kept."""
     known = {c.candidate_id: c.keys for t in old.turns for c in t.candidates}
+    # A message sent by the bridge has no candidate id in the mirror: its keys (the
+    # dialogue's, when a preamble went before it) are found by the key of the text sent.
+    unnamed = {
+        k: c.keys for t in old.turns for c in t.candidates if not c.candidate_id for k in c.keys
+    }
     texts: dict[str, str] = {}
     turns = []
     for turn in history:
@@ -128,7 +151,8 @@ def _mirror_turns(history: Iterable[Turn], old: rc.Mirror) -> rc.Mirror:
         for candidate in turn.candidates:
             text = rc.normalise(candidate.raw_content)
             texts[candidate.candidate_id] = text
-            keys = (rc.digest(text), *known.get(candidate.candidate_id, ()))
+            key = rc.digest(text)
+            keys = (key, *known.get(candidate.candidate_id, unnamed.get(key, ())))
             candidates.append(rc.MCandidate(candidate.candidate_id, tuple(dict.fromkeys(keys))))
         primary = turn.primary
         turns.append(
@@ -278,8 +302,10 @@ class Engine:
             await self._answer(req, dialogue, job, plan, ctx, sink)
 
     def _decided(self, plan: rc.Plan, record: ChatRecord | None, ctx: RequestContext) -> None:
-        chat = record.chat_id[:8] if record is not None else "-"
-        log.info("reconcile %s -> %s (chat %s)", "+".join(plan.classes), plan.action, chat)
+        if log.isEnabledFor(logging.INFO):
+            chat = record.chat_id[:8] if record is not None else "-"
+            classes = "+".join(plan.classes)
+            log.info("reconcile %s -> %s (chat %s)", classes, _shown(plan.action), chat)
         for cls in plan.classes:
             if cls not in ctx.classes:  # Each class once per request.
                 self.metrics.reconcile(cls)
@@ -313,11 +339,13 @@ class Engine:
     async def _adopt(self, target: Target, partition: str, ctx: RequestContext) -> ChatRecord:
         """Start serving an existing c.ai chat named by ``model`` (``character:chat``)."""
         assert target.chat_id is not None
+        # Not fresh: the chat is the user's, not new (a dialogue that matches nothing of it
+        # adds only its last message, and no system text is put into it).
         record = ChatRecord(
-            target.chat_id, partition, ctx.conversation, target.character_id, rc.Mirror(fresh=True)
+            target.chat_id, partition, ctx.conversation, target.character_id, rc.Mirror()
         )
         mirror = await self._history(record)
-        return dataclasses.replace(record, mirror=rc.Mirror(mirror.turns, fresh=True))
+        return dataclasses.replace(record, mirror=rc.Mirror(mirror.turns))
 
     async def _history(self, record: ChatRecord) -> rc.Mirror:
         ops.info("history chat=%s", record.chat_id)

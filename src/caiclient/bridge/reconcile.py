@@ -236,10 +236,11 @@ class MTurn(msgspec.Struct, frozen=True, array_like=True, gc=False):
 class Mirror:
     """What we know of a chat: its turns, oldest first.
 
-    ``fresh``: no request has been reconciled with it yet (just created, copied at the
-    greeting, or adopted), so dialogue that matches nothing is appended rather than
-    treated as a divergence. ``texts`` maps candidate ids to normalised text; only
-    present right after the caller read the chat's history.
+    ``fresh``: the bridge made it and no request has been reconciled with it yet (just
+    created, or copied at the greeting), so dialogue that matches nothing is appended
+    (earlier exchanges imported) rather than treated as a divergence; an adopted chat
+    (``model`` ``character:chat``) is not fresh. ``texts`` maps candidate ids to
+    normalised text; only present right after the caller read the chat's history.
     """
 
     turns: tuple[MTurn, ...] = ()

@@ -261,10 +261,13 @@ class _Answer:
         self.response: web.StreamResponse | None = None
 
     def headers(self) -> dict[str, str]:
+        # The response is sent here, not by the middleware: its CORS headers go with it.
+        cors = _cors_headers(self.request, self.request.app[SETTINGS]["cors"])
         return {
             "X-Request-Id": self.id,
             "X-Usage-Estimated": "chars/4",
             "X-Bridge-Action": "+".join(self.ctx.classes) or "none",
+            **cors,
         }
 
     def usage(self, texts: Iterable[str]) -> dict[str, int]:

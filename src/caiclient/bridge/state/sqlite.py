@@ -106,6 +106,9 @@ def _migrate(db: sqlite3.Connection) -> bool:
     return bool(crashed)
 
 
+RETRY_MAX = 5.0  # Seconds: the longest wait between tries of a failing write.
+
+
 class SQLiteStore(Store):
     """State in the SQLite file at ``path`` (created, mode 0600, with its folder).
 
@@ -130,6 +133,11 @@ class SQLiteStore(Store):
         self._flushing = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._background: asyncio.Task[None] | None = None
+        # After a failed write: the error (reported by ping) and the wait before the next
+        # try, doubled per failure up to RETRY_MAX, so an outage is not retried 20 times a
+        # second nor logged as often.
+        self._failing: StateUnavailable | None = None
+        self._retry_in = flush_interval
         self.crashed = False
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -281,7 +289,11 @@ class SQLiteStore(Store):
 
     async def put(self, record: ChatRecord) -> None:
         self._take(record)
-        await self.flush()
+        try:
+            await self.flush()
+        except StateUnavailable:
+            self._flush_later()  # Kept dirty: tried again in the background, as deferred ones.
+            raise
 
     def defer(self, record: ChatRecord) -> bool:
         if record.reply is not None and not record.reply.done:
@@ -293,10 +305,13 @@ class SQLiteStore(Store):
             self._flying[record.chat_id] = record  # (Written if the store closes first.)
             return True
         self._take(record)
-        if self._timer is None and self._background is None:
+        self._flush_later()
+        return True
+
+    def _flush_later(self) -> None:
+        if self._timer is None and self._background is None and self._db is not None:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(self.flush_interval, self._flush_soon)
-        return True
 
     def _take(self, record: ChatRecord) -> None:
         record = self._stamped(record)
@@ -342,17 +357,18 @@ class SQLiteStore(Store):
         )
 
     async def _flush_in_background(self) -> None:
+        delay = self.flush_interval
         try:
             await self.flush()
         except StateUnavailable as exc:
             # Kept dirty: written with the next flush (or reported by the next durable put).
-            log.error("bridge state not written (will try again): %s", exc)
+            delay = self._retry_in
+            self._retry_in = min(delay * 2, RETRY_MAX)
+            log.error("bridge state not written (trying again in %.2f s): %s", delay, exc)
         finally:
             self._background = None
         if self._dirty and self._db is not None and self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(
-                self.flush_interval, self._flush_soon
-            )
+            self._timer = asyncio.get_running_loop().call_later(delay, self._flush_soon)
 
     async def flush(self, timeout: float = 30.0) -> None:
         """Write every dirty record now, in one transaction. Raises StateUnavailable,
@@ -386,14 +402,21 @@ class SQLiteStore(Store):
                 dropped += [(record.partition, key, chat_id) for key in written - held]
         try:
             await self._run(lambda db: _save(db, rows, added, dropped))
-        except BaseException:
+        except BaseException as exc:
             for chat_id, record in batch.items():
                 self._dirty.setdefault(chat_id, record)  # Newer versions win.
+            if isinstance(exc, StateUnavailable):
+                self._failing = exc
             raise
         self._written.update(keys)
+        self._failing, self._retry_in = None, self.flush_interval
 
     async def ping(self) -> None:
+        """Raises StateUnavailable when the file cannot be read, or while writes fail (a
+        read alone succeeds on a full disk)."""
         await self._run(lambda db: db.execute("SELECT 1").fetchone())
+        if self._failing is not None and self._dirty:
+            raise StateUnavailable(f"writes are failing: {self._failing}")
 
 
 def _save(
@@ -414,5 +437,6 @@ def _save(
             db.executemany("INSERT OR IGNORE INTO bridge_keys VALUES (?, ?, ?)", added)
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # A failed COMMIT (disk full, I/O error) has rolled back.
+            db.execute("ROLLBACK")
         raise
