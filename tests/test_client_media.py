@@ -156,10 +156,13 @@ async def test_update(client: AsyncClient) -> None:
 async def test_update_and_delete_errors(client: AsyncClient, someone: AsyncClient) -> None:
     theirs = await someone.voices.create(MP3, name="Their Public", public=True)
     private = await someone.voices.create(MP3, name="Their Private")
-    with pytest.raises(AuthError):
+    # Refused to this account (403), not a bad token: ServerError, never AuthError.
+    with pytest.raises(ServerError) as refused:
         await client.voices.update(theirs, name="Stolen")
-    with pytest.raises(AuthError):
+    assert refused.value.status == 403 and not isinstance(refused.value, AuthError)
+    with pytest.raises(ServerError) as refused:
         await client.voices.delete(theirs)
+    assert refused.value.status == 403
     with pytest.raises(VoiceNotFound):
         await client.voices.update(private.id, name="Stolen")
     with pytest.raises(VoiceNotFound):

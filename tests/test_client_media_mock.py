@@ -20,7 +20,6 @@ import pytest
 
 from caiclient import (
     AsyncClient,
-    AuthError,
     CharacterNotFound,
     ChatNotFound,
     NotFound,
@@ -380,7 +379,7 @@ async def test_update_by_id_reads_the_voice_first(
 @pytest.mark.parametrize(
     ("answer", "error"),
     [
-        (json_body(neo_error_body("Permission denied: not your voice", 403), 403), AuthError),
+        (json_body(neo_error_body("Permission denied: not your voice", 403), 403), ServerError),
         (json_body(neo_error_body("Voice not found", 404), 404), VoiceNotFound),
         (json_body(neo_error_body("Invalid voice: name", 400), 400), ServerError),
     ],
@@ -406,7 +405,7 @@ async def test_delete(
 @pytest.mark.parametrize(
     ("answer", "error"),
     [
-        (json_body(neo_error_body("Permission denied: not yours", 403), 403), AuthError),
+        (json_body(neo_error_body("Permission denied: not yours", 403), 403), ServerError),
         (json_body(neo_error_body("Voice not found", 404), 404), VoiceNotFound),
     ],
 )

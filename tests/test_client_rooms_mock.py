@@ -427,11 +427,6 @@ async def test_delete_of_a_missing_room_is_room_not_found(
         await api.rooms.delete(ROOM_ID)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="docs/api.md and rooms.delete's docstring promise ServerError (403) for a delete "
-    "by someone other than the creator; protocol.http.error_for reads every 403 as AuthError",
-)
 async def test_delete_by_someone_else_than_the_creator_is_a_server_error(
     service: Service, api: AsyncClient
 ) -> None:
@@ -442,11 +437,6 @@ async def test_delete_by_someone_else_than_the_creator_is_a_server_error(
     assert caught.value.status == 403
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rooms.delete ignores its 2xx body, so an in-band refusal (§2.4.1-2.4.2) reads "
-    "as a success",
-)
 async def test_delete_reads_an_in_band_refusal(service: Service, api: AsyncClient) -> None:
     service.route("DELETE", ROOM_URL, json_body(neo_error_body("Room not found", 404)))
     with pytest.raises(RoomNotFound):
@@ -528,11 +518,6 @@ async def test_patch_errors(
         await _patch_call(api, call)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="error_for(not_found=RoomNotFound) turns the PATCH's 404 'Character not found' "
-    "into RoomNotFound; add_character/remove_character document CharacterNotFound",
-)
 @pytest.mark.parametrize("call", ["add", "remove"])
 async def test_an_unknown_character_in_a_patch_is_character_not_found(
     service: Service, api: AsyncClient, call: str
@@ -542,11 +527,6 @@ async def test_an_unknown_character_in_a_patch_is_character_not_found(
         await _patch_call(api, call)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rooms._patch ignores the PATCH's 2xx body, so an in-band refusal (§2.4.1) is "
-    "read as a success and the unchanged room is returned",
-)
 async def test_a_patch_refused_in_band_raises(service: Service, api: AsyncClient) -> None:
     service.route("PATCH", ROOM_URL, json_body(neo_error_body("Character limit reached", 400)))
     service.route("GET", ROOMS_URL, rooms_body(room_body()))
@@ -779,12 +759,6 @@ async def test_history_errors(
         [p async for p in api.rooms.iter_history(ROOM_ID)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the room's /turns/ page is parsed by protocol.chats.parse_turns_page, whose "
-    "in-band check uses not_found=NotFound: a 2xx neo_error 'Chat not found' is raised as "
-    "ChatNotFound, not the RoomNotFound client.rooms documents",
-)
 async def test_history_refused_in_band_is_room_not_found(
     service: Service, api: AsyncClient
 ) -> None:
@@ -912,11 +886,6 @@ def test_a_bad_timeout_fails_when_the_iterator_is_made(
     assert transport.sent == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rooms.create passes title and description through unchecked: a non-str title is "
-    "sent to the service instead of raising ValidationError",
-)
 @pytest.mark.parametrize("field", ["title", "description"])
 async def test_create_checks_the_type_of_its_texts(
     api: AsyncClient, transport: MockTransport, field: str
@@ -926,22 +895,12 @@ async def test_create_checks_the_type_of_its_texts(
     assert transport.sent == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rooms.create does not check_bool its greeting flag (anyone_can_join and "
-    "require_approval are checked): greeting='no' is sent as with_greeting 'no'",
-)
 async def test_create_checks_greeting_is_a_bool(api: AsyncClient, transport: MockTransport) -> None:
     with pytest.raises(ValidationError):
         await api.rooms.create(CHARACTER_ID, greeting="no")  # type: ignore[arg-type]
     assert transport.sent == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rooms.create calls list(characters) on anything not a str: a non-iterable "
-    "(an int, None) raises a bare TypeError, not ValidationError",
-)
 @pytest.mark.parametrize("characters", [5, None])
 async def test_create_with_characters_not_ids_is_a_validation_error(
     api: AsyncClient, transport: MockTransport, characters: Any

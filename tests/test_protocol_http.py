@@ -19,6 +19,7 @@ from caiclient import (
     PersonaNotFound,
     ProtocolError,
     RateLimited,
+    RoomNotFound,
     ServerError,
     TurnNotFound,
     ValidationError,
@@ -131,8 +132,12 @@ NEO = b'{"command": "neo_error", '
         # neo_error objects, classified like the socket's error frames
         (NEO + b'"comment": "Chat not found", "error_code": 404}', None, ChatNotFound),
         (NEO + b'"comment": "Turn not found", "error_code": 404}', None, TurnNotFound),
-        (NEO + b'"comment": "Turn not found"}', ChatNotFound, ChatNotFound),
+        # The call's own kind for a generic or a chat "not found"; another kind is kept.
+        (NEO + b'"comment": "Turn not found"}', ChatNotFound, TurnNotFound),
         (NEO + b'"comment": "Turn not found"}', NotFound, TurnNotFound),
+        (NEO + b'"comment": "Chat not found"}', RoomNotFound, RoomNotFound),
+        (NEO + b'"comment": "Character not found"}', RoomNotFound, CharacterNotFound),
+        (NEO + b'"comment": "nothing here", "error_code": 404}', RoomNotFound, RoomNotFound),
         (NEO + b'"comment": "x", "retry_after_seconds": 3}', None, RateLimited),
         (NEO + b'"comment": "Self harm", "sub_code": 101}', None, Filtered),
         (NEO + b'"comment": "create_chat already exists"}', None, DuplicateRequest),

@@ -24,6 +24,7 @@ __all__ = [
     "check_model",
     "check_rating",
     "check_seconds",
+    "check_str",
     "check_text",
     "check_timeout",
     "check_turn",
@@ -72,6 +73,13 @@ def check_unicode(value: str, what: str) -> str:
             "it cannot be sent as UTF-8 (decode the source text with errors='replace')"
         ) from None
     return value
+
+
+def check_str(value: object, what: str) -> str:
+    """An optional text (empty allowed): a str, valid UTF-8."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be a str, got {type(value).__name__}")
+    return value if value.isascii() else check_unicode(value, what)
 
 
 def check_text(value: object, what: str = "text") -> str:

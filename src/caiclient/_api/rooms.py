@@ -22,6 +22,7 @@ from .._validate import (
     check_bool,
     check_character_turn,
     check_id,
+    check_str,
     check_text,
     check_timeout,
     check_turn,
@@ -34,6 +35,7 @@ from ..protocol import chats as chats_proto
 from ..protocol import generation, neo
 from ..protocol import rooms as proto
 from ..protocol.generation import Located
+from ..protocol.http import check_refusal
 from ..protocol.stream import ReplyChunk
 
 __all__ = ["AsyncRoomsAPI"]
@@ -109,7 +111,17 @@ class AsyncRoomsAPI:
         """A new room with these characters (one id or several); you are its owner. With
         ``greeting`` each character greets the room. Raises CharacterNotFound, ValidationError.
         """
-        ids = [characters] if isinstance(characters, str) else builtins.list(characters)
+        check_str(title, "title")
+        check_str(description, "description")
+        check_bool(greeting, "greeting")
+        if isinstance(characters, str):
+            ids = [characters]
+        elif isinstance(characters, Iterable):
+            ids = builtins.list(characters)
+        else:
+            raise ValidationError(
+                f"characters must be a character id or several, not {type(characters).__name__}"
+            )
         if not ids:
             raise ValidationError("a room needs at least one character")
         for character_id in ids:
@@ -134,7 +146,8 @@ class AsyncRoomsAPI:
     async def delete(self, room: Room | str, *, timeout: float | None = None) -> None:
         """Delete the room (its creator only: ServerError 403 otherwise). RoomNotFound."""
         request = proto.delete_room(self._core.endpoints, room_id_of(room))
-        await self._core.call(request, timeout=timeout, not_found=RoomNotFound)
+        body = await self._core.call(request, timeout=timeout, not_found=RoomNotFound)
+        check_refusal(body, "room delete", not_found=RoomNotFound)
 
     async def _patch(
         self,
@@ -145,7 +158,8 @@ class AsyncRoomsAPI:
         room_id = room_id_of(room)
         deadline = self._core.deadline(timeout)
         request = proto.patch_room(self._core.endpoints, room_id, ops(room_id))
-        await self._core.call(request, deadline=deadline, not_found=RoomNotFound)
+        body = await self._core.call(request, deadline=deadline, not_found=RoomNotFound)
+        check_refusal(body, "room change", not_found=RoomNotFound)
         return await self.get(room_id, timeout=deadline.left("reading the changed room"))
 
     async def rename(self, room: Room | str, title: str, *, timeout: float | None = None) -> Room:
@@ -245,7 +259,7 @@ class AsyncRoomsAPI:
             body = await core.call(
                 request, timeout=timeout, deadline=deadline, not_found=RoomNotFound
             )
-            return chats_proto.parse_turns_page(body)
+            return chats_proto.parse_turns_page(body, not_found=RoomNotFound)
 
         return cursor_pages(fetch, f"room {room_id}")
 

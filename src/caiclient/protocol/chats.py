@@ -175,9 +175,12 @@ class _AnnotationBody(msgspec.Struct):
     annotation: _AnnotationId
 
 
-def parse_turns_page(body: bytes) -> tuple[list[Turn], str | None]:
-    """One page of ``GET /turns/{chat_id}/``: turns newest first, and the next page's token."""
-    check_body(body, "/turns/")
+def parse_turns_page(
+    body: bytes, *, not_found: type[NotFound] = NotFound
+) -> tuple[list[Turn], str | None]:
+    """One page of ``GET /turns/{chat_id}/``: turns newest first, and the next page's token
+    (an in-band "not found" raised as ``not_found``: rooms pass RoomNotFound)."""
+    check_refusal(body, "/turns/", not_found=not_found)
     page = decode(body, _TurnsBody, "/turns/")
     return page.turns, page.meta.next_token or None
 

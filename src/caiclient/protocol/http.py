@@ -15,6 +15,7 @@ from ..errors import (
     AuthError,
     BlockedError,
     CaiError,
+    ChatNotFound,
     NotFound,
     ProtocolError,
     RateLimited,
@@ -190,6 +191,15 @@ def _looks_blocked(response: Response) -> bool:
     return is_html and response.status in (403, 429, 503)
 
 
+def _addressed(error: CaiError, not_found: type[NotFound]) -> CaiError:
+    """A neo "not found" as the call's own kind (``not_found``, what the call addresses),
+    unless it names another kind of thing: "Character not found" while changing a room is
+    CharacterNotFound. "Chat not found" is the call's kind too (rooms are chats to neo)."""
+    if type(error) in (NotFound, ChatNotFound) and not isinstance(error, not_found):
+        return not_found(str(error))
+    return error
+
+
 def error_for(response: Response, *, not_found: type[NotFound] = NotFound) -> CaiError | None:
     """The error a response stands for, or None when it is a success.
 
@@ -214,6 +224,10 @@ def error_for(response: Response, *, not_found: type[NotFound] = NotFound) -> Ca
     if status == 401:
         return AuthError(f"the token was refused (HTTP 401): {text or 'Unauthorized'}")
     if status == 403:
+        if body.command == "neo_error":
+            # The service refusing one operation to this account (e.g. deleting another
+            # user's room), not the token: the token is fine (docs/protocol.md §2.4.5).
+            return ServerError(f"refused (HTTP 403): {text}", status=403, body=text)
         return AuthError(f"access denied (HTTP 403): {text}")
     if status == 429:
         header = response.headers.get("retry-after")
@@ -226,9 +240,7 @@ def error_for(response: Response, *, not_found: type[NotFound] = NotFound) -> Ca
             sub_code=body.sub_code,
             retry_after=body.retry_after_seconds,
         )
-        if isinstance(error, NotFound) and not isinstance(error, not_found):
-            return not_found(body.comment)
-        return error
+        return _addressed(error, not_found)
     if status == 404:
         return not_found(text or "not found")
     return ServerError(f"HTTP {status}: {text}".rstrip(": "), status=status, body=text)
@@ -287,9 +299,7 @@ def refusal(
             sub_code=found.sub_code,
             retry_after=found.retry_after_seconds,
         )
-        if isinstance(error, NotFound) and not_found is not None:
-            return error if isinstance(error, not_found) else not_found(str(error))
-        return error
+        return error if not_found is None else _addressed(error, not_found)
     text = _refusal_text(found)
     if text is None:
         return None
