@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from caiclient import AsyncClient, Endpoints, Turn
@@ -65,3 +67,18 @@ def texts(turns: list[Turn]) -> list[tuple[str, list[str]]]:
         ordered += [c for c in turn.candidates if c is not primary]
         out.append(("user" if turn.is_human else "char", [c.raw_content for c in ordered]))
     return out
+
+
+class Ops:
+    """The c.ai operations the bridge performed (logger ``caiclient.bridge.ops``) since the
+    last call: the first word of each record, e.g. ``["create", "stream"]``."""
+
+    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
+        caplog.set_level(logging.INFO, logger="caiclient.bridge.ops")
+        self.caplog = caplog
+        self.seen = 0
+
+    def __call__(self) -> list[str]:
+        records = [r for r in self.caplog.records if r.name == "caiclient.bridge.ops"]
+        new, self.seen = records[self.seen :], len(records)
+        return [r.getMessage().split(" ", 1)[0] for r in new]

@@ -11,6 +11,8 @@ import pytest
 from caiclient import AsyncClient, Client, Endpoints
 from caiclient.emulator import Emulator
 
+pytest_plugins = ["mock_fixtures"]  # The tier-2 tests' service, transport and api.
+
 
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:

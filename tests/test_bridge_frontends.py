@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import aiohttp
 import openai
 import pytest
 
-from bridge_util import Bridge, bridge_on, sqlite_url, texts
+from bridge_util import Bridge, Ops, bridge_on, sqlite_url, texts
 from caiclient.bridge import BridgeConfig, Policy
 from caiclient.emulator import Emulator
 
@@ -29,20 +28,6 @@ ST_RAW_TITLE = "Write a short title for this conversation: Hi / Next / A differe
 async def bridge(emu: Emulator, tmp_path: Path) -> AsyncIterator[Bridge]:
     async with bridge_on(emu, sqlite_url(tmp_path)) as b:
         yield b
-
-
-class Ops:
-    """The c.ai operations the bridge performed since the last call."""
-
-    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
-        caplog.set_level(logging.INFO, logger="caiclient.bridge.ops")
-        self.caplog = caplog
-        self.seen = 0
-
-    def __call__(self) -> list[str]:
-        records = [r for r in self.caplog.records if r.name == "caiclient.bridge.ops"]
-        new, self.seen = records[self.seen :], len(records)
-        return [r.getMessage().split(" ", 1)[0] for r in new]
 
 
 async def ask(b: Bridge, messages: list[dict[str, str]], **extra: Any) -> tuple[int, str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from openai.types import Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from bridge_util import Bridge, bridge_on, sqlite_url, texts
+from bridge_util import Bridge, Ops, bridge_on, sqlite_url, texts
 from caiclient import AsyncClient, Endpoints, ValidationError
 from caiclient.bridge import BridgeConfig, create_app, running, serve
 from caiclient.emulator import Emulator
@@ -81,21 +80,6 @@ async def official(
         yield client
     finally:
         await client.close()
-
-
-class Ops:
-    """The c.ai operations the bridge performed (logger ``caiclient.bridge.ops``) since the
-    last call."""
-
-    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
-        caplog.set_level(logging.INFO, logger="caiclient.bridge.ops")
-        self.caplog = caplog
-        self.seen = 0
-
-    def __call__(self) -> list[str]:
-        records = [r for r in self.caplog.records if r.name == "caiclient.bridge.ops"]
-        new, self.seen = records[self.seen :], len(records)
-        return [r.getMessage().split(" ", 1)[0] for r in new]
 
 
 def user(text: str) -> dict[str, str]:

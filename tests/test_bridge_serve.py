@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 
 import caiclient.bridge as bridge
-from bridge_util import Bridge, bridge_on, sqlite_url, texts
+from bridge_util import Bridge, Ops, bridge_on, sqlite_url, texts
 from caiclient import AsyncClient, CaiError, Endpoints, RateLimited, TransportError, ValidationError
 from caiclient.bridge import BridgeConfig, create_app, running
 from caiclient.cli import main
@@ -173,20 +173,6 @@ KEYED_ROUTES = [
     ("GET", "//v1//models"),  # doubled slashes are served too
     ("GET", "/metrics"),
 ]
-
-
-class Ops:
-    """The c.ai operations the bridge performed since the last call (``caiclient.bridge.ops``)."""
-
-    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
-        caplog.set_level(logging.INFO, logger="caiclient.bridge.ops")
-        self.caplog = caplog
-        self.seen = 0
-
-    def __call__(self) -> list[str]:
-        records = [r for r in self.caplog.records if r.name == "caiclient.bridge.ops"]
-        new, self.seen = records[self.seen :], len(records)
-        return [r.getMessage().split(" ", 1)[0] for r in new]
 
 
 def say(text: str) -> dict[str, str]:

@@ -34,7 +34,7 @@ import aiohttp
 import openai
 import pytest
 
-from bridge_util import Bridge, bridge_on, texts
+from bridge_util import Bridge, Ops, bridge_on, texts
 from caiclient.bridge import open_store
 from caiclient.bridge.state import ChatRecord, StateUnavailable, Store
 from caiclient.bridge.state.sqlite import SQLiteStore
@@ -50,21 +50,6 @@ def user(text: str) -> dict[str, str]:
 
 def reply(text: str) -> dict[str, str]:
     return {"role": "assistant", "content": text}
-
-
-class Ops:
-    """The c.ai operations the bridge performed since the last call (logger
-    ``caiclient.bridge.ops``, first word of each line)."""
-
-    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
-        caplog.set_level(logging.INFO, logger="caiclient.bridge.ops")
-        self.caplog = caplog
-        self.seen = 0
-
-    def __call__(self) -> list[str]:
-        records = [r for r in self.caplog.records if r.name == "caiclient.bridge.ops"]
-        new, self.seen = records[self.seen :], len(records)
-        return [r.getMessage().split(" ", 1)[0] for r in new]
 
 
 async def ask(

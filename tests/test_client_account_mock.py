@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -37,7 +36,6 @@ from mock_service import (
     TOKEN,
     Service,
     json_body,
-    make_client,
     not_ok,
     text_body,
     unavailable,
@@ -96,17 +94,6 @@ PERSONA = {
 @pytest.fixture
 def service() -> Service:
     return Service().me()
-
-
-@pytest.fixture
-def transport(service: Service) -> MockTransport:
-    return MockTransport(service)
-
-
-@pytest.fixture
-async def api(transport: MockTransport) -> AsyncIterator[AsyncClient]:
-    async with make_client(transport) as client:
-        yield client
 
 
 # ---- account.me -----------------------------------------------------------------------------

@@ -69,16 +69,6 @@ def signs_in(service: Service) -> Service:
     return service.route("POST", GOOGLE_IDP, json_body({"key": NEW_TOKEN}))
 
 
-@pytest.fixture
-def service() -> Service:
-    return Service()
-
-
-@pytest.fixture
-def transport(service: Service) -> MockTransport:
-    return MockTransport(service)
-
-
 def login(transport: MockTransport) -> AsyncAuth:
     return AsyncAuth(endpoints=LIVE, transport=transport)
 

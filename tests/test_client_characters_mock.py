@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -154,22 +153,6 @@ SHORT_EXPECTED = CharacterShort(
     num_interactions=77,
     upvotes=5,
 )
-
-
-@pytest.fixture
-def service() -> Service:
-    return Service()
-
-
-@pytest.fixture
-def transport(service: Service) -> MockTransport:
-    return MockTransport(service)
-
-
-@pytest.fixture
-async def api(transport: MockTransport) -> AsyncIterator[AsyncClient]:
-    async with make_client(transport) as client:
-        yield client
 
 
 def info_ok(character: dict[str, Any] = NEO_CHARACTER) -> Response:

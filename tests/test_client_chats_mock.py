@@ -9,7 +9,6 @@ tests/test_client_errors_mock.py.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -35,7 +34,6 @@ from mock_service import (
     USER_ID,
     Service,
     json_body,
-    make_client,
     neo_error_body,
     text_body,
     urls,
@@ -121,22 +119,6 @@ def bot_turn(turn_id: str, *texts: str, **fields: Any) -> dict[str, Any]:
 
 def page(turns: list[dict[str, Any]], next_token: str | None) -> Response:
     return json_body({"turns": turns, "meta": {"next_token": next_token}})
-
-
-@pytest.fixture
-def service() -> Service:
-    return Service()
-
-
-@pytest.fixture
-def transport(service: Service) -> MockTransport:
-    return MockTransport(service)
-
-
-@pytest.fixture
-async def api(transport: MockTransport) -> AsyncIterator[AsyncClient]:
-    async with make_client(transport) as client:
-        yield client
 
 
 # ---- get / list / recent ----------------------------------------------------------------------

@@ -9,7 +9,6 @@ in-band refusals. HTTP error shapes are in tests/test_client_errors_mock.py.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from email import message_from_bytes
 from email.message import Message
@@ -102,22 +101,6 @@ TURN = Turn(
     ],
     primary_candidate_id="primary",
 )
-
-
-@pytest.fixture
-def service() -> Service:
-    return Service()
-
-
-@pytest.fixture
-def transport(service: Service) -> MockTransport:
-    return MockTransport(service)
-
-
-@pytest.fixture
-async def api(transport: MockTransport) -> AsyncIterator[AsyncClient]:
-    async with make_client(transport) as client:
-        yield client
 
 
 def parts(sent: Wire) -> list[Message]:

@@ -210,22 +210,6 @@ def page(turns: list[dict[str, Any]], next_token: str | None) -> Response:
     return json_body({"turns": turns, "meta": {"next_token": next_token}})
 
 
-@pytest.fixture
-def service() -> Service:
-    return Service()
-
-
-@pytest.fixture
-def transport(service: Service) -> MockTransport:
-    return MockTransport(service)
-
-
-@pytest.fixture
-async def api(transport: MockTransport) -> AsyncIterator[AsyncClient]:
-    async with make_client(transport) as client:
-        yield client
-
-
 # ---- list / get ---------------------------------------------------------------------------------
 
 

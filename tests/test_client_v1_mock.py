@@ -10,7 +10,6 @@ chunking is tier 1 (tests/test_protocol_v1.py).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -34,7 +33,6 @@ from mock_service import (
     PLUS,
     Service,
     json_body,
-    make_client,
     not_ok,
     text_body,
     urls,
@@ -112,22 +110,6 @@ def snapshot(text: str, *, final: bool = False, uuid: str = "reply-1") -> dict[s
         "last_user_msg_id": BIG + 98,
         "last_user_msg_uuid": "asked-1",
     }
-
-
-@pytest.fixture
-def service() -> Service:
-    return Service()
-
-
-@pytest.fixture
-def transport(service: Service) -> MockTransport:
-    return MockTransport(service)
-
-
-@pytest.fixture
-async def api(transport: MockTransport) -> AsyncIterator[AsyncClient]:
-    async with make_client(transport) as client:
-        yield client
 
 
 # ---- histories ----------------------------------------------------------------------------------
