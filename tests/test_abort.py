@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import random
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -21,17 +22,17 @@ from fake_neo import bot_turn, client_for, fake_neo
 CHAT = Chat(chat_id="chat-1", character_id="bot")
 
 
-async def slow_reply(ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
-    """Stream ten chunks 50 ms apart, unless the client asks to stop."""
-    if frame.get("command") != "create_and_generate_turn":
-        return
-    rid = frame["request_id"]
+def _stream_slowly(
+    ws: web.WebSocketResponse, rid: str, prefix: str, turn_of: Callable[[str, bool], Any]
+) -> None:
+    """Stream ten chunks 50 ms apart (``turn_of(text, final)`` is each frame's turn), unless
+    the socket closes."""
 
     async def stream() -> None:
         text = ""
         for n in range(10):
-            text += f"w{n} "
-            turn = bot_turn(frame, text, final=n == 9)
+            text += f"{prefix}{n} "
+            turn = turn_of(text, n == 9)
             command = "add_turn" if n == 0 else "update_turn"
             if ws.closed:
                 return
@@ -39,34 +40,34 @@ async def slow_reply(ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
             await asyncio.sleep(0.05)
 
     asyncio.get_running_loop().create_task(stream())
+
+
+async def slow_reply(ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
+    """Stream ten chunks 50 ms apart, unless the client asks to stop."""
+    if frame.get("command") == "create_and_generate_turn":
+        _stream_slowly(
+            ws, frame["request_id"], "w", lambda text, final: bot_turn(frame, text, final=final)
+        )
 
 
 async def slow_swipe(ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
     """A regeneration of turn ``bot-t``: a new candidate streamed in ten chunks 50 ms apart."""
     if frame.get("command") != "generate_turn_candidate":
         return
-    rid, key = frame["request_id"], frame["payload"]["turn_key"]
+    key = frame["payload"]["turn_key"]
 
-    async def stream() -> None:
-        text = ""
-        for n in range(10):
-            text += f"s{n} "
-            candidate: dict[str, Any] = {"candidate_id": "swipe-k", "raw_content": text}
-            if n == 9:
-                candidate["is_final"] = True
-            turn = {
-                "turn_key": key,
-                "author": {"author_id": "bot", "name": "Bot"},
-                "candidates": [candidate],
-                "primary_candidate_id": "swipe-k",
-            }
-            if ws.closed:
-                return
-            command = "add_turn" if n == 0 else "update_turn"
-            await ws.send_str(json.dumps({"command": command, "request_id": rid, "turn": turn}))
-            await asyncio.sleep(0.05)
+    def turn_of(text: str, final: bool) -> dict[str, Any]:
+        candidate: dict[str, Any] = {"candidate_id": "swipe-k", "raw_content": text}
+        if final:
+            candidate["is_final"] = True
+        return {
+            "turn_key": key,
+            "author": {"author_id": "bot", "name": "Bot"},
+            "candidates": [candidate],
+            "primary_candidate_id": "swipe-k",
+        }
 
-    asyncio.get_running_loop().create_task(stream())
+    _stream_slowly(ws, frame["request_id"], "s", turn_of)
 
 
 def swipes(received: list[str]) -> list[str]:
